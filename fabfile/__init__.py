@@ -1,0 +1,27 @@
+"""fab tasks: the same jobs as `inv`, aimed with -H.
+
+`-H` takes inventory host names and group names (nodes, managers, workers, registry):
+`fab -H nodes trust-cert`, `fab -H node2,node3 trust-cert`. Hosts are looked up in the
+settings (config/cluster.yaml or env SWARM_REGISTRY_CONFIG), never connected to by name.
+All named hosts run in one parallel run with one recap, not one after the other.
+"""
+import sys
+from pathlib import Path
+
+from fabric import task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project root holds swarm_registry/
+
+from swarm_registry import cli, jobs
+
+from .hosts import once_for_all_hosts
+
+
+@task(help={"check": "read each node's state and report what would change; change nothing"})
+@cli.handles_errors
+@once_for_all_hosts
+def trust_cert(c, hosts, check=False):
+    """Make the -H hosts' docker trust the registry (certs.d/HOST:PORT/ca.crt), then verify TLS from each."""
+    settings = cli.load_settings()
+    return jobs.trust_cert(settings, settings.select(hosts), cli.out, check=check, dry=cli.is_dry(c),
+                           sudo_password=cli.sudo_password(c))

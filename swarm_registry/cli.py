@@ -1,0 +1,94 @@
+"""Helpers shared by the two thin CLI shells (tasks.py for inv, fabfile/ for fab).
+
+Turns SettingsError into one line per problem on stderr and exit status 2, reads
+passwords without ever taking them from an argument, and tells --dry apart.
+"""
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+import sys
+
+from invoke.exceptions import Exit
+
+from . import settings as settings_mod
+from . import validators
+from .settings import SettingsError
+
+PASSWORD_ENV = "REGISTRY_PASSWORD"
+
+
+def err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def out(line: str) -> None:
+    print(line, flush=True)
+
+
+def handles_errors(fn):
+    """Run a task body; bad input -> its lines on stderr and exit 2; a failed run -> its exit status."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            code = fn(*args, **kwargs)
+        except SettingsError as exc:
+            for line in exc.problems:
+                err(f"error: {line}")
+            raise Exit(code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            err("interrupted")
+            raise Exit(code=130) from None
+        if code:
+            raise Exit(code=code)
+    return wrapper
+
+
+def load_settings():
+    return settings_mod.load()
+
+
+def is_dry(c) -> bool:
+    """True under `inv --dry` / `fab --dry`: print commands, connect to nothing."""
+    try:
+        return bool(c.config.run.dry)
+    except AttributeError:
+        return False
+
+
+def sudo_password(c) -> str | None:
+    """The sudo password given with fab's --prompt-for-sudo-password (never from argv)."""
+    try:
+        return c.config.sudo.password or None
+    except AttributeError:
+        return None
+
+
+def read_password(user: str, *, from_stdin: bool, confirm: bool = True) -> str:
+    """A password from stdin (--password-stdin), env REGISTRY_PASSWORD, or a hidden prompt."""
+    if from_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+        source = "stdin"
+    elif os.environ.get(PASSWORD_ENV) is not None:
+        value, source = os.environ[PASSWORD_ENV], f"env {PASSWORD_ENV}"
+    elif sys.stdin.isatty():
+        value = getpass.getpass(f"password for {user}: ")
+        if confirm and getpass.getpass(f"again, password for {user}: ") != value:
+            raise SettingsError([f"password for {user!r}: the two entries differ"])
+        source = "prompt"
+    else:
+        raise SettingsError([f"password for {user!r}: none given; use a terminal prompt, env {PASSWORD_ENV}, "
+                             "or --password-stdin"])
+    try:
+        validators.password(value)
+    except validators.Invalid as exc:
+        raise SettingsError([f"password for {user!r} (from {source}): must be {exc}"]) from None
+    return value
+
+
+def check_user_name(user: str) -> str:
+    try:
+        return validators.registry_user(user)
+    except validators.Invalid as exc:
+        raise SettingsError([f"user name {user!r}: must be {exc}"]) from None

@@ -1,0 +1,162 @@
+"""Typed builders for every remote command: argv lists, shell-quoted only at the edge.
+
+A `Command` holds its argv, the bytes it reads on stdin (if any) and whether those bytes
+are secret. Secrets travel only on stdin, never in argv, and `display()` redacts them, so
+`--dry` output and logs are safe to share. Nothing here talks to a host.
+"""
+from __future__ import annotations
+
+import hashlib
+import shlex
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .settings import PROJECT_ROOT
+
+SCRIPTS_DIR = PROJECT_ROOT / "files" / "scripts"
+CERTS_D = "/etc/docker/certs.d"
+SHA_LABEL = "io.swarm-registry.sha256"
+MANAGED_LABEL = "io.swarm-registry.stack"
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: tuple[str, ...]
+    stdin: bytes | None = None
+    secret: bool = False  # stdin carries a password or a private key
+    timeout: float = 120.0
+
+    def shell(self) -> str:
+        """The one place argv becomes a shell string: every element quoted."""
+        return shlex.join(self.argv)
+
+    def display(self) -> str:
+        """What may be shown or logged: long scripts abbreviated, secret stdin redacted."""
+        shown = list(self.argv)
+        if shown[:2] == ["sh", "-c"] and len(shown) > 3:
+            shown[2] = f"<files/scripts/{shown[3]}.sh>"
+        text = shlex.join(shown)
+        if self.stdin is not None:
+            text += f"  < [{len(self.stdin)} bytes on stdin{', secret, redacted' if self.secret else ''}]"
+        return text
+
+
+@lru_cache(maxsize=None)
+def script(name: str) -> str:
+    """A shell script from files/scripts/, run as `sh -c SCRIPT NAME ARGS...`."""
+    return (SCRIPTS_DIR / f"{name}.sh").read_text(encoding="utf-8")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _mode(mode: int) -> str:
+    if not 0 <= mode <= 0o7777:
+        raise ValueError(f"file mode {mode!r} out of range")
+    return format(mode, "o")
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def make_dirs(paths: list[str], mode: int = 0o755) -> Command:
+    """`install -d -m MODE PATH...`: create directories (and parents), set the mode of the last component."""
+    return Command(("install", "-d", "-m", _mode(mode), "--", *paths))
+
+
+def converge_file(path: str, data: bytes, mode: int = 0o644, *, check: bool = False, secret: bool = False) -> Command:
+    """Make `path` hold `data` with `mode`, written to a temp name and renamed; prints state=ok|changed."""
+    return Command(("sh", "-c", script("converge-file"), "converge-file", path, _mode(mode), sha256(data),
+                    "check" if check else "apply"), stdin=data, secret=secret)
+
+
+def certs_dir(endpoint: str) -> str:
+    return f"{CERTS_D}/{endpoint}"
+
+
+def trust_cert(endpoint: str, anchor: bytes, *, check: bool = False) -> Command:
+    """Install `anchor` as /etc/docker/certs.d/ENDPOINT/ca.crt (0644, dir 0755) and verify the registry with it."""
+    return Command(("sh", "-c", script("trust-cert"), "trust-cert", certs_dir(endpoint), endpoint, sha256(anchor),
+                    "check" if check else "apply"), stdin=anchor)
+
+
+def remove_paths(paths: list[str]) -> Command:
+    return Command(("rm", "-rf", "--", *paths))
+
+
+# --- swarm secrets --------------------------------------------------------------------------
+
+
+def secret_create(name: str, data: bytes, stack: str) -> Command:
+    """`docker secret create NAME -` with the content on stdin, labelled with its sha256 and our stack."""
+    return Command(("docker", "secret", "create", "--label", f"{SHA_LABEL}={sha256(data)}",
+                    "--label", f"{MANAGED_LABEL}={stack}", name, "-"), stdin=data, secret=True)
+
+
+def secret_list(stack: str) -> Command:
+    """Secrets this tool made for `stack`: lines 'NAME<TAB>CREATED'."""
+    return Command(("docker", "secret", "ls", "--filter", f"label={MANAGED_LABEL}={stack}",
+                    "--format", "{{.Name}}\t{{.CreatedAt}}"))
+
+
+def secret_remove(names: list[str]) -> Command:
+    return Command(("docker", "secret", "rm", *names))
+
+
+# --- nodes and services ---------------------------------------------------------------------
+
+
+def node_label_add(node: str, label: str) -> Command:
+    return Command(("docker", "node", "update", "--label-add", f"{label}=true", node))
+
+
+def node_label_remove(node: str, label: str) -> Command:
+    return Command(("docker", "node", "update", "--label-rm", label, node))
+
+
+def node_labels(node: str) -> Command:
+    return Command(("docker", "node", "inspect", "--format", "{{json .Spec.Labels}}", node))
+
+
+def stack_deploy(compose_file: str, stack: str, resolve_image: str = "always") -> Command:
+    return Command(("docker", "stack", "deploy", "--with-registry-auth", "--resolve-image", resolve_image,
+                    "--compose-file", compose_file, stack), timeout=300)
+
+
+def stack_remove(stack: str) -> Command:
+    return Command(("docker", "stack", "rm", stack))
+
+
+def service_tasks(service: str) -> Command:
+    """Tasks of a service: 'ID<TAB>NODE<TAB>DESIRED<TAB>CURRENT<TAB>ERROR' lines, newest first."""
+    return Command(("docker", "service", "ps", "--no-trunc", "--format",
+                    "{{.ID}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}", service))
+
+
+def service_force_update(service: str) -> Command:
+    return Command(("docker", "service", "update", "--force", "--detach", service), timeout=300)
+
+
+# --- login ----------------------------------------------------------------------------------
+
+
+def login(endpoint: str, user: str, password: str) -> Command:
+    """`docker login --password-stdin`: the password only ever on stdin."""
+    return Command(("docker", "login", "--username", user, "--password-stdin", endpoint),
+                   stdin=password.encode("utf-8"), secret=True)
+
+
+def logout(endpoint: str) -> Command:
+    return Command(("docker", "logout", endpoint))
+
+
+# --- privilege --------------------------------------------------------------------------------
+
+
+def with_sudo(cmd: Command, password: str | None) -> Command:
+    """Run `cmd` through sudo: `-n` without a password; with one, `-S` reads it as stdin's first line."""
+    if password is None:
+        return Command(("sudo", "-n", "--", *cmd.argv), cmd.stdin, cmd.secret, cmd.timeout)
+    stdin = password.encode("utf-8") + b"\n" + (cmd.stdin or b"")
+    return Command(("sudo", "-S", "-p", "", "--", *cmd.argv), stdin, True, cmd.timeout)

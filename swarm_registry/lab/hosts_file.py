@@ -1,0 +1,99 @@
+"""The one tagged line of the lab in the control machine's /etc/hosts."""
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from . import settings as S
+from .errors import LabError
+
+
+def _is_tagged(line: str) -> bool:
+    return line.rstrip().endswith(S.HOSTS_TAG)
+
+
+def hosts_line(ip: str, name: str) -> str:
+    return f"{ip} {name}  {S.HOSTS_TAG}"
+
+
+def current(path: Path = S.HOSTS_FILE) -> str | None:
+    """The tagged line now in the hosts file, or None."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    tagged = [ln for ln in lines if _is_tagged(ln)]
+    return tagged[0] if tagged else None
+
+
+def _rewrite(path: Path, new_lines: list[str]) -> None:
+    text = "".join(ln + "\n" for ln in new_lines)
+    try:
+        st = path.stat()
+        mode = st.st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o644
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".hosts.swarm-registry-lab.", dir=str(path.parent))
+    except OSError as exc:
+        raise LabError(f"cannot write {path}: {exc.strerror} (run as root)") from None
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        try:
+            os.replace(tmp, path)
+            return
+        except OSError as exc:
+            # /etc/hosts bind-mounted into a container: rename over it fails (EBUSY/EXDEV)
+            if exc.errno not in (errno.EBUSY, errno.EXDEV, errno.EPERM, errno.EACCES):
+                raise
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    try:
+        with open(path, "r+") as fh:
+            fh.seek(0)
+            fh.write(text)
+            fh.truncate()
+    except OSError as exc:
+        raise LabError(f"cannot write {path}: {exc.strerror} (run as root)") from None
+
+
+def ensure(ip: str, name: str, path: Path = S.HOSTS_FILE) -> bool:
+    """Make the tagged line exactly `ip name  # swarm-registry-lab`; True if the file changed."""
+    want = hosts_line(ip, name)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        lines = []
+    tagged = [ln for ln in lines if _is_tagged(ln)]
+    if tagged == [want]:
+        return False
+    new, placed = [], False
+    for ln in lines:
+        if _is_tagged(ln):
+            if not placed:
+                new.append(want)
+                placed = True
+            continue
+        new.append(ln)
+    if not placed:
+        new.append(want)
+    _rewrite(path, new)
+    return True
+
+
+def remove(path: Path = S.HOSTS_FILE) -> bool:
+    """Drop the tagged line(s); True if the file changed."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    new = [ln for ln in lines if not _is_tagged(ln)]
+    if new == lines:
+        return False
+    _rewrite(path, new)
+    return True

@@ -1,0 +1,71 @@
+"""Fan-out: run a step on many hosts in parallel (at most `ssh.parallel` at once).
+
+A step is a function `(session) -> (status, message)`. A host whose step fails, or that
+cannot be reached, is marked failed with the reason, and later steps skip it; the other
+hosts go on. Every result is printed as it arrives and kept in the `Run` for the recap.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from ..results import CHANGED, FAILED, OK, SKIPPED, Run, StepResult
+from ..settings import Settings
+from .session import HostError, Session
+
+Step = Callable[[Session], "tuple[str, str]"]
+
+
+class Executor:
+    def __init__(self, settings: Settings, hosts: list[str], *, check: bool = False,
+                 out: Callable[[str], None] = print, sudo_password: str | None = None):
+        self.settings = settings
+        self.run = Run(hosts=list(hosts), check=check)
+        self.check = check
+        self._out = out
+        self._print_lock = threading.Lock()
+        self.sessions = {
+            name: Session(settings.hosts[name], settings, sudo_password=sudo_password,
+                          on_command=self.run.count_command)
+            for name in hosts
+        }
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(settings.ssh.parallel, len(hosts))))
+
+    def say(self, line: str) -> None:
+        with self._print_lock:
+            self._out(line)
+
+    def record(self, host: str, step: str, status: str, message: str = "") -> StepResult:
+        result = self.run.add(StepResult(host, step, status, message))
+        self.say(result.line(self.check))
+        return result
+
+    def step(self, name: str, fn: Step, hosts: list[str] | None = None) -> dict[str, StepResult]:
+        """Run `fn` on each host (default: all) not yet failed, in parallel; return host -> result."""
+        targets = [h for h in (hosts if hosts is not None else self.run.hosts) if not self.run.has_failed(h)]
+
+        def one(host: str) -> StepResult:
+            try:
+                status, message = fn(self.sessions[host])
+            except HostError as exc:
+                status, message = FAILED, str(exc)
+            except Exception as exc:  # a bug or an unexpected answer must not stop the other hosts
+                status, message = FAILED, f"{type(exc).__name__}: {exc}"
+            return self.record(host, name, status, message)
+
+        return dict(zip(targets, self._pool.map(one, targets)))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for s in self.sessions.values():
+            s.close()
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+__all__ = ["Executor", "Session", "HostError", "OK", "CHANGED", "FAILED", "SKIPPED"]

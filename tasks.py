@@ -1,0 +1,112 @@
+"""inv tasks: stand up and run a private Docker registry on a Docker Swarm.
+
+Settings: config/cluster.yaml, or the file named by env SWARM_REGISTRY_CONFIG.
+`inv --list` shows the tasks; `inv --help TASK` explains each flag.
+"""
+from invoke import Collection, task
+
+from swarm_registry import cli, jobs
+
+
+@task(help={"show": "print the resolved settings (defaults applied) as YAML"})
+@cli.handles_errors
+def check(c, show=True):
+    """Validate the settings file and print the resolved settings (no secrets are kept there)."""
+    import yaml
+
+    settings = cli.load_settings()
+    cli.out(f"settings ok: {settings.source} ({len(settings.hosts)} hosts)")
+    if show:
+        cli.out(yaml.safe_dump(jobs.resolved_settings(settings), sort_keys=False).rstrip())
+
+
+@task(help={"check": "report what would be made or renewed, write nothing",
+            "renew": "issue a new server certificate even if the current one is still good"})
+@cli.handles_errors
+def certs(c, check=False, renew=False):
+    """Make or reuse the CA and the registry's TLS certificate in state_dir; print subject, SANs, expiry."""
+    return jobs.make_certs(cli.load_settings(), cli.out, check=check, renew=renew)
+
+
+@task(help={"name": "registry user name (letters, digits, _ . @ -)",
+            "password_stdin": "read the password from the first line of stdin"})
+@cli.handles_errors
+def add(c, name, password_stdin=False):
+    """Add a registry user, or set its password, in state_dir/htpasswd (bcrypt).
+
+    The password comes from a hidden prompt, env REGISTRY_PASSWORD, or --password-stdin;
+    never from an argument. Setting the same password again changes nothing.
+    """
+    settings = cli.load_settings()
+    cli.check_user_name(name)
+    jobs.user_set(settings, name, cli.read_password(name, from_stdin=password_stdin), cli.out)
+
+
+@task(help={"name": "registry user to remove"})
+@cli.handles_errors
+def remove(c, name):
+    """Remove a registry user from state_dir/htpasswd."""
+    settings = cli.load_settings()
+    cli.check_user_name(name)
+    jobs.user_remove(settings, name, cli.out)
+
+
+@task(name="list")
+@cli.handles_errors
+def list_(c):
+    """List the settings' users and whether each has a password in htpasswd."""
+    jobs.user_list(cli.load_settings(), cli.out)
+
+
+@task
+@cli.handles_errors
+def render(c):
+    """Print the stack (compose) file that setup deploys, for the current certificates."""
+    cli.out(jobs.render_stack(cli.load_settings()).decode().rstrip())
+
+
+@task(help={"check": "read each node's state and report what would change; change nothing",
+            "hosts": "comma-separated hosts or groups (nodes, managers, workers, registry); default: nodes"})
+@cli.handles_errors
+def trust_cert(c, check=False, hosts="nodes"):
+    """Make every node's docker trust the registry: certs.d/HOST:PORT/ca.crt, then verify TLS from the node.
+
+    Mode ca installs the CA; mode self-signed the server certificate. Unchanged content
+    is left alone (ok). `inv --dry trust-cert` prints the commands and connects to nothing.
+    """
+    settings = cli.load_settings()
+    return jobs.trust_cert(settings, settings.select([hosts]), cli.out, check=check, dry=cli.is_dry(c),
+                           sudo_password=cli.sudo_password(c))
+
+
+@task(help={"nodes": "number of lab nodes (node1 is the manager and registry node)"})
+@cli.handles_errors
+def up(c, nodes=3):
+    """Start the local lab: N containers with their own sshd and dockerd, forming a swarm; writes config/lab.yaml."""
+    from swarm_registry import lab
+
+    try:
+        path = lab.up(nodes=int(nodes), out=cli.out)
+    except lab.LabError as exc:
+        cli.err(f"error: {exc}")
+        return 1
+    cli.out(f"lab ready: SWARM_REGISTRY_CONFIG={path} inv ...")
+
+
+@task(help={"purge": "also remove the cached node and registry images"})
+@cli.handles_errors
+def down(c, purge=False):
+    """Remove the local lab: containers, network, volumes, hosts line, keys and config/lab.yaml."""
+    from swarm_registry import lab
+
+    try:
+        lab.down(purge=purge, out=cli.out)
+    except lab.LabError as exc:
+        cli.err(f"error: {exc}")
+        return 1
+
+
+ns = Collection(certs, render, trust_cert)
+ns.add_collection(Collection("config", check))
+ns.add_collection(Collection("users", add, remove, list_))
+ns.add_collection(Collection("lab", up, down))
