@@ -1,0 +1,33 @@
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BASE_HOSTS = {"kawaii": {"address": "10.0.0.10", "roles": ["manager"]}, "node2": {"address": "10.0.0.11"}}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "lab: needs a Docker engine and the local lab cluster")
+    config.addinivalue_line("markers", "sshd: needs /usr/sbin/sshd and root (plain sshd hosts on loopback)")
+
+
+def require(tool: str) -> str:
+    """A tool the test needs: in CI its absence is a failure, elsewhere a skip."""
+    path = shutil.which(tool) or (tool if os.path.exists(tool) else None)
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{tool} is required in CI but missing (.ci/run installs it)")
+    pytest.skip(f"{tool} not installed")
+
+
+@pytest.fixture
+def base_settings(tmp_path):
+    """A minimal valid settings mapping with a private state_dir."""
+    return {"hosts": {k: dict(v) for k, v in BASE_HOSTS.items()}, "state_dir": str(tmp_path / "state"),
+            "cert": {"key_type": "ecdsa-p256"}}
