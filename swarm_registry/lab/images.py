@@ -224,7 +224,16 @@ def ensure_node_image(out: Out) -> str:
             ], "node image")
         finally:
             _remove_tree(work)
+    _remove_stale_node_images(tag, out)
     return tag
+
+
+def _remove_stale_node_images(keep: str, out: Out) -> None:
+    """Drop node images of older recipes that no container uses (docker refuses if one does)."""
+    for old in sorted(lab_images()):
+        if old.startswith(S.NODE_IMAGE_REPO + ":") and old != keep:
+            if docker("image", "rm", old, check=False).returncode == 0:
+                out(f"[lab] removed outdated node image {old}")
 
 
 def _trim_rootfs(rootfs: str) -> None:
