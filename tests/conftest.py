@@ -31,3 +31,23 @@ def base_settings(tmp_path):
     """A minimal valid settings mapping with a private state_dir."""
     return {"hosts": {k: dict(v) for k, v in BASE_HOSTS.items()}, "state_dir": str(tmp_path / "state"),
             "cert": {"key_type": "ecdsa-p256"}}
+
+
+@pytest.fixture(scope="session")
+def lab_config():
+    """A running 3-node lab (lab.up is idempotent); removed at the end unless SWARM_REGISTRY_KEEP_LAB=1.
+
+    In CI a missing Docker engine fails the test instead of skipping it.
+    """
+    import subprocess
+
+    from swarm_registry import lab
+
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail("no Docker engine answers (docker info failed); .ci/run starts one")
+        pytest.skip("no Docker engine answers")
+    path = lab.up(nodes=3, out=lambda line: None)
+    yield path
+    if os.environ.get("SWARM_REGISTRY_KEEP_LAB") != "1":
+        lab.down(out=lambda line: None)
