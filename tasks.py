@@ -79,6 +79,27 @@ def trust_cert(c, check=False, hosts="nodes"):
                            sudo_password=cli.sudo_password(c))
 
 
+@task(help={"check": "preflight and facts only: print what would change, change nothing",
+            "password_stdin": "read login_user's password from stdin (for the 200-with-credentials check)"})
+@cli.handles_errors
+def setup(c, check=False, password_stdin=False):
+    """Deploy the registry on the swarm, every recipe step, idempotently; a re-run reports no change.
+
+    Preflight (every host reachable with a verified key, docker answering, managers managing,
+    registry.node in the swarm, the image available) runs before any change. Then: directories,
+    htpasswd (0600), swarm secrets named by content hash (via stdin), the node label, the image
+    (streamed from this machine when the node lacks it), the stack file and `docker stack deploy`,
+    waiting until /v2/ answers over TLS verified against our CA, and trust-cert on every node.
+    The password for the authenticated check comes from env REGISTRY_PASSWORD or --password-stdin.
+    """
+    from swarm_registry import deploy
+
+    settings = cli.load_settings()
+    password = cli.optional_password(settings.registry.login_user, from_stdin=password_stdin)
+    return deploy.setup(settings, cli.out, check=check, dry=cli.is_dry(c), password=password,
+                        sudo_password=cli.sudo_password(c))
+
+
 @task(help={"nodes": "number of lab nodes (node1 is the manager and registry node)"})
 @cli.handles_errors
 def up(c, nodes=3):
@@ -106,7 +127,7 @@ def down(c, purge=False):
         return 1
 
 
-ns = Collection(certs, render, trust_cert)
+ns = Collection(setup, certs, render, trust_cert)
 ns.add_collection(Collection("config", check))
 ns.add_collection(Collection("users", add, remove, list_))
 ns.add_collection(Collection("lab", up, down))

@@ -87,6 +87,13 @@ def read_password(user: str, *, from_stdin: bool, confirm: bool = True) -> str:
     return value
 
 
+def optional_password(user: str, *, from_stdin: bool) -> str | None:
+    """A password from --password-stdin or env REGISTRY_PASSWORD, or None (no prompt)."""
+    if from_stdin or os.environ.get(PASSWORD_ENV) is not None:
+        return read_password(user, from_stdin=from_stdin, confirm=False)
+    return None
+
+
 def check_user_name(user: str) -> str:
     try:
         return validators.registry_user(user)
