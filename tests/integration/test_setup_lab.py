@@ -1,0 +1,143 @@
+"""inv setup on the lab swarm: from scratch, converged re-run, check mode, preflight failures."""
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from swarm_registry.lab import settings as S
+from tests.integration.clirun import run, statuses
+
+pytestmark = pytest.mark.lab
+PASSWORD = "lab-pass-1234"
+SERVICE = "onsen-registry_registry"
+
+
+def node_exec(i, *argv):
+    return subprocess.run(["docker", "exec", S.container_name(i), *argv], capture_output=True, text=True)
+
+
+def task_ids():
+    out = node_exec(1, "docker", "service", "ps", "-q", "--filter", "desired-state=running", SERVICE).stdout
+    return out.split()
+
+
+def remove_registry():
+    """Back to before setup: no stack, label, secrets or remote files (the test lab only)."""
+    node_exec(1, "docker", "stack", "rm", "onsen-registry")
+    deadline = time.monotonic() + 60
+    while node_exec(1, "docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={SERVICE}").stdout.strip():
+        assert time.monotonic() < deadline, "registry task did not stop"
+        time.sleep(0.5)
+    ids = node_exec(1, "docker", "secret", "ls", "-q", "--filter", "label=io.swarm-registry.stack=onsen-registry").stdout.split()
+    if ids:
+        deadline = time.monotonic() + 30
+        while node_exec(1, "docker", "secret", "rm", *ids).returncode != 0:  # rm returns before the task is gone
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    node_exec(1, "docker", "node", "update", "--label-rm", "registry", "node1")
+    node_exec(1, "rm", "-rf", "/srv/docker/onsen-registry")
+    for i in (1, 2, 3):
+        node_exec(i, "rm", "-rf", "/etc/docker/certs.d/registry.swarm-lab.test:5000")
+
+
+@pytest.fixture(scope="module")
+def lab(lab_config):
+    remove_registry()
+    r = run("inv", "users.add", "lenain", config=lab_config, env={"REGISTRY_PASSWORD": PASSWORD})
+    assert r.returncode == 0, r.stderr
+    return lab_config
+
+
+def variant(lab, tmp_path, **changes):
+    data = yaml.safe_load(lab.read_text())
+    for key, value in changes.items():
+        section, _, sub = key.partition("__")
+        if sub:
+            data.setdefault(section, {})[sub] = value
+        else:
+            data[section] = value
+    path = tmp_path / "variant.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_check_mode_before_setup_changes_nothing(lab):
+    r = run("inv", "setup", "--check", config=lab, env={"REGISTRY_PASSWORD": PASSWORD})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert statuses(r.stdout, "deploy") == {"node1": "would change"}
+    assert node_exec(1, "test", "-e", "/srv/docker/onsen-registry").returncode != 0
+    assert node_exec(1, "docker", "service", "ls", "-q").stdout.strip() == ""
+
+
+def test_preflight_image_missing_everywhere_changes_nothing(lab, tmp_path):
+    cfg = variant(lab, tmp_path, registry={**yaml.safe_load(lab.read_text())["registry"],
+                                           "image": "swarm-registry-lab/absent:1"})
+    r = run("inv", "setup", config=cfg, env={"REGISTRY_PASSWORD": PASSWORD})
+    assert r.returncode != 0 and "swarm-registry-lab/absent:1 is neither on node1 nor on this machine" in r.stdout
+    assert "stopped before any change" in r.stdout
+    assert node_exec(1, "test", "-e", "/srv/docker/onsen-registry").returncode != 0
+
+
+def test_preflight_registry_node_not_in_swarm(lab, tmp_path):
+    data = yaml.safe_load(lab.read_text())
+    data["hosts"]["node1"]["node_name"] = "ghost"
+    cfg = tmp_path / "ghost.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    r = run("inv", "setup", config=cfg, env={"REGISTRY_PASSWORD": PASSWORD})
+    assert r.returncode != 0 and "'ghost') is not a node of the swarm" in r.stdout
+    assert node_exec(1, "docker", "service", "ls", "-q").stdout.strip() == ""
+
+
+def test_preflight_unreachable_registry_node_changes_nothing(lab, tmp_path):
+    data = yaml.safe_load(lab.read_text())
+    data["hosts"]["node1"]["port"] = 2222  # nothing listens there
+    cfg = tmp_path / "unreachable.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    r = run("inv", "setup", config=cfg, env={"REGISTRY_PASSWORD": PASSWORD})
+    assert r.returncode != 0 and "FAILED node1: preflight: unreachable" in r.stdout
+    for i in (1, 2, 3):
+        assert node_exec(i, "test", "-e", "/etc/docker/certs.d/registry.swarm-lab.test:5000/ca.crt").returncode != 0
+
+
+def test_setup_from_scratch_then_rerun_changes_nothing_and_keeps_the_task(lab):
+    first = run("inv", "setup", config=lab, env={"REGISTRY_PASSWORD": PASSWORD})
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "200 with lenain's" in first.stdout
+    assert statuses(first.stdout, "deploy") == {"node1": "changed"}
+    ids = task_ids()
+    assert len(ids) == 1
+    modes = node_exec(1, "stat", "-c", "%a", "/srv/docker/onsen-registry/auth",
+                      "/srv/docker/onsen-registry/auth/htpasswd").stdout.split()
+    assert modes == ["700", "600"]
+    second = run("inv", "setup", config=lab, env={"REGISTRY_PASSWORD": PASSWORD})
+    assert second.returncode == 0
+    changed = [line for line in second.stdout.splitlines() if " changed " in line and "RECAP" not in line]
+    assert all(set(statuses(second.stdout, s).values()) <= {"ok"} for s in
+               ("directories", "htpasswd", "secrets", "label", "image", "compose file", "deploy", "trust-cert")), changed
+    assert task_ids() == ids
+    recap = second.stdout.split("RECAP", 1)[1]
+    for host in ("node1", "node2", "node3"):  # converged: 2 remote commands per host
+        row = next(line for line in recap.splitlines() if line.startswith(host))
+        assert row.split()[3] == "0" and row.split()[-1] == "2", row
+
+
+def test_private_key_never_on_a_node_disk(lab):
+    key = (lab.parent.parent / ".lab" / "state" / "registry.swarm-lab.test.key").read_text()
+    marker = key.splitlines()[1][:40]
+    for i in (1, 2, 3):
+        found = node_exec(i, "grep", "-rlF", marker, "/etc", "/srv", "/root", "/tmp", "/var/lib/registry")
+        assert found.stdout.strip() == "", found.stdout
+
+
+def test_worker_down_others_converge(lab, tmp_path):
+    subprocess.run(["docker", "exec", S.container_name(3), "pkill", "-x", "sshd"], check=False)
+    try:
+        node_exec(2, "rm", "-rf", "/etc/docker/certs.d/registry.swarm-lab.test:5000")
+        r = run("inv", "setup", config=lab, env={"REGISTRY_PASSWORD": PASSWORD})
+        assert r.returncode != 0 and "FAILED node3: preflight: unreachable" in r.stdout
+        assert statuses(r.stdout, "trust-cert") == {"node1": "ok", "node2": "changed"}
+    finally:
+        subprocess.run(["docker", "exec", S.container_name(3), "/usr/sbin/sshd"], check=True)
+    again = run("inv", "setup", config=lab, env={"REGISTRY_PASSWORD": PASSWORD})
+    assert again.returncode == 0 and set(statuses(again.stdout, "trust-cert").values()) == {"ok"}
