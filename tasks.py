@@ -28,10 +28,21 @@ def certs(c, check=False, renew=False):
     return jobs.make_certs(cli.load_settings(), cli.out, check=check, renew=renew)
 
 
+APPLY_HELP = "then run setup: upload htpasswd and restart the registry (it reads htpasswd only at start)"
+
+
+def _apply(c, settings, changed: bool) -> int:
+    from swarm_registry import deploy
+
+    cli.out("users: applying to the running registry with setup" if changed else "users: nothing changed; "
+            "checking the registry with setup")
+    return deploy.setup(settings, cli.out, dry=cli.is_dry(c), sudo_password=cli.sudo_password(c))
+
+
 @task(help={"name": "registry user name (letters, digits, _ . @ -)",
-            "password_stdin": "read the password from the first line of stdin"})
+            "password_stdin": "read the password from the first line of stdin", "apply": APPLY_HELP})
 @cli.handles_errors
-def add(c, name, password_stdin=False):
+def add(c, name, password_stdin=False, apply=False):
     """Add a registry user, or set its password, in state_dir/htpasswd (bcrypt).
 
     The password comes from a hidden prompt, env REGISTRY_PASSWORD, or --password-stdin;
@@ -39,16 +50,31 @@ def add(c, name, password_stdin=False):
     """
     settings = cli.load_settings()
     cli.check_user_name(name)
-    jobs.user_set(settings, name, cli.read_password(name, from_stdin=password_stdin), cli.out)
+    changed = jobs.user_set(settings, name, cli.read_password(name, from_stdin=password_stdin), cli.out)
+    return _apply(c, settings, changed) if apply else 0
 
 
-@task(help={"name": "registry user to remove"})
+@task(help={"name": "registry user whose password changes",
+            "password_stdin": "read the password from the first line of stdin", "apply": APPLY_HELP})
 @cli.handles_errors
-def remove(c, name):
+def passwd(c, name, password_stdin=False, apply=False):
+    """Change an existing registry user's password (same sources as users.add)."""
+    settings = cli.load_settings()
+    cli.check_user_name(name)
+    if name not in jobs.user_list(settings, lambda line: None):
+        raise jobs.SettingsError([f"user {name!r} has no password yet: use `inv users.add {name}`"])
+    changed = jobs.user_set(settings, name, cli.read_password(name, from_stdin=password_stdin), cli.out)
+    return _apply(c, settings, changed) if apply else 0
+
+
+@task(help={"name": "registry user to remove", "apply": APPLY_HELP})
+@cli.handles_errors
+def remove(c, name, apply=False):
     """Remove a registry user from state_dir/htpasswd."""
     settings = cli.load_settings()
     cli.check_user_name(name)
-    jobs.user_remove(settings, name, cli.out)
+    changed = jobs.user_remove(settings, name, cli.out)
+    return _apply(c, settings, changed) if apply else 0
 
 
 @task(name="list")
@@ -129,5 +155,5 @@ def down(c, purge=False):
 
 ns = Collection(setup, certs, render, trust_cert)
 ns.add_collection(Collection("config", check))
-ns.add_collection(Collection("users", add, remove, list_))
+ns.add_collection(Collection("users", add, passwd, remove, list_))
 ns.add_collection(Collection("lab", up, down))

@@ -154,6 +154,11 @@ def logout(endpoint: str) -> Command:
 # --- privilege --------------------------------------------------------------------------------
 
 
+def as_run(cmd: Command, sudo: bool, password: str | None = None) -> Command:
+    """The command as it is sent to a host: through sudo when the settings or a sudo password ask for it."""
+    return with_sudo(cmd, password) if (sudo or password is not None) else cmd
+
+
 def with_sudo(cmd: Command, password: str | None) -> Command:
     """Run `cmd` through sudo: `-n` without a password; with one, `-S` reads it as stdin's first line."""
     if password is None:

@@ -60,7 +60,9 @@ class Setup:
         self.facts: dict[str, facts_op.Facts] = {}
         self.deploy_needed = False
         self.restart_needed = False
-        self.image_source = ""  # "control" when the image is streamed from this machine
+        self.image_source = ""  # the local image ID, when the image is streamed from this machine
+        self.spec_differs = False
+        self.replaced_tasks: set[str] = set()  # tasks that must be gone before we call it converged
 
     # -- planning helpers ---------------------------------------------------------------------
 
@@ -177,6 +179,7 @@ class Setup:
         m = self.facts[self.mgr]
         spec_differs = (not m.service_exists or m.service_secrets != {self.names.cert, self.names.key}
                         or m.service_image != self.s.registry.image)
+        self.spec_differs = spec_differs
         self.deploy_needed = spec_differs or self.facts[self.reg].compose != want
         if self.facts[self.reg].compose == want:
             return OK, "compose file up to date"
@@ -192,6 +195,9 @@ class Setup:
             return OK, "stack deployed, spec unchanged" + ("" if running else " (task not running yet)")
         if self.check:
             return self.would("deploy the stack" if self.deploy_needed else "restart the registry (new htpasswd)")
+        old = {t.id for t in self.facts[self.mgr].tasks if t.running}
+        if self.restart_needed or self.spec_differs:
+            self.replaced_tasks = old  # a new task must take over before we call it converged
         if self.deploy_needed:
             cmd = commands.Command(("docker", "stack", "deploy", "--with-registry-auth", "--resolve-image",
                                     self.s.registry.resolve_image, "--compose-file", "-", self.s.registry.stack),
@@ -218,7 +224,7 @@ class Setup:
             else:
                 tasks = facts.tasks
             facts = None
-            running = [t for t in tasks if t.running and t.node == node]
+            running = [t for t in tasks if t.running and t.node == node and t.id not in self.replaced_tasks]
             errors = [t.error for t in tasks if t.error]
             last_error = errors[0] if errors else last_error
             seen = running[0].state if running else (tasks[0].state if tasks else "no task yet")
@@ -339,5 +345,5 @@ def dry_run(settings: Settings, out: Out) -> int:
              (mgr, commands.service_tasks(r.service))]
     plan += [(h, trust_op.command(r.endpoint, bundle.trust_anchor, False)) for h in settings.hosts]
     for host, cmd in plan:
-        out(f"{host}: {cmd.display()}")
+        out(f"{host}: {commands.as_run(cmd, settings.ssh.sudo).display()}")
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable
 
-from . import certs, htpasswd, pki, render
+from . import certs, commands, htpasswd, pki, render
 from .operations import trust_cert as trust_op
 from .settings import Settings, SettingsError
 from .state import StateDir
@@ -128,7 +128,7 @@ def trust_cert(settings: Settings, hosts: list[str], out: Out, *, check: bool = 
         out(f"certs: {'would make' if check or dry else 'made'} {', '.join(made)} in {settings.state_dir}")
     endpoint = settings.registry.endpoint
     if dry:
-        cmd = trust_op.command(endpoint, anchor, check)
+        cmd = commands.as_run(trust_op.command(endpoint, anchor, check), settings.ssh.sudo)
         for host in hosts:
             out(f"{host}: {cmd.display()}")
         return 0

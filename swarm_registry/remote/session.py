@@ -15,7 +15,7 @@ from typing import Callable
 import paramiko
 from fabric import Config, Connection
 
-from ..commands import Command, with_sudo
+from ..commands import Command, as_run
 from ..settings import Host, Settings
 from .hostkeys import HostKeyError, VerifyingPolicy, changed_key_message
 
@@ -57,7 +57,6 @@ class Session:
                  on_command: Callable[[str], None] | None = None):
         self.host = host
         self.settings = settings
-        self.sudo = settings.ssh.sudo or sudo_password is not None
         self.sudo_password = sudo_password
         self.on_command = on_command
         self._conn: Connection | None = None
@@ -96,8 +95,7 @@ class Session:
         """Run one command; its stdin is sent and closed; returns exit status and output."""
         self.connect()
         assert self._conn is not None
-        if self.sudo:
-            cmd = with_sudo(cmd, self.sudo_password)
+        cmd = as_run(cmd, self.settings.ssh.sudo, self.sudo_password)
         if self.on_command:
             self.on_command(self.host.name)
         transport = self._conn.client.get_transport()
@@ -120,8 +118,7 @@ class Session:
         """Run `cmd` with stdin copied from the binary file object `source` (e.g. `docker save` output)."""
         self.connect()
         assert self._conn is not None
-        if self.sudo:
-            cmd = with_sudo(cmd, self.sudo_password)
+        cmd = as_run(cmd, self.settings.ssh.sudo, self.sudo_password)
         if self.on_command:
             self.on_command(self.host.name)
         transport = self._conn.client.get_transport()

@@ -141,3 +141,19 @@ def test_worker_down_others_converge(lab, tmp_path):
         subprocess.run(["docker", "exec", S.container_name(3), "/usr/sbin/sshd"], check=True)
     again = run("inv", "setup", config=lab, env={"REGISTRY_PASSWORD": PASSWORD})
     assert again.returncode == 0 and set(statuses(again.stdout, "trust-cert").values()) == {"ok"}
+
+
+def test_user_added_with_apply_logs_in_and_removed_user_gets_401(lab):
+    from swarm_registry import probe
+
+    ca = str(lab.parent.parent / ".lab" / "state" / "ca.crt")
+    add = run("inv", "users.add", "alice", "--apply", config=lab, env={"REGISTRY_PASSWORD": "alice-pw-1"})
+    assert add.returncode == 0, add.stdout + add.stderr
+    assert statuses(add.stdout, "htpasswd") == {"node1": "changed"}
+    assert "restarted" in add.stdout
+    got = probe.get("registry.swarm-lab.test", 5000, "/v2/", ca, auth=("alice", "alice-pw-1"))
+    assert got.status == 200
+    rm = run("inv", "users.remove", "alice", "--apply", config=lab)
+    assert rm.returncode == 0, rm.stdout + rm.stderr
+    assert probe.get("registry.swarm-lab.test", 5000, "/v2/", ca, auth=("alice", "alice-pw-1")).status == 401
+    assert probe.get("registry.swarm-lab.test", 5000, "/v2/", ca, auth=("lenain", PASSWORD)).status == 200

@@ -114,3 +114,15 @@ def test_fab_group_and_host_list(hosts):
     assert r3.returncode == 0 and set(statuses(r3.stdout, "trust-cert").values()) == {"ok"}
     bad = run("fab", "-H", "nosuchhost", "trust-cert", config=cfg)
     assert bad.returncode == 2 and "'nosuchhost' is neither an inventory host nor a group" in bad.stderr
+
+
+def test_sudo_setting_runs_through_sudo_non_interactively(hosts):
+    require("sudo")
+    cfg = hosts.settings_file(ssh={"sudo": True})
+    dry = run("inv", "--dry", "trust-cert", config=cfg)
+    r = run("inv", "trust-cert", config=cfg)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert set(statuses(r.stdout, "trust-cert").values()) == {"changed"}
+    assert all(installed(h).exists() for h in hosts.hosts)
+    assert "Accepted publickey" in hosts.hosts[0].log.read_text()
+    assert dry.returncode == 0 and dry.stdout.count("h1: sudo -n -- sh -c") == 1
