@@ -5,16 +5,19 @@ BIN := $(VENV)/bin
 LAB := SWARM_REGISTRY_CONFIG=config/lab.yaml
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit deps dockerd venv lab-up lab-down trust-cert clean
+.PHONY: demo setup test unit deps dockerd venv lab-up lab-down trust-cert clean
 
-## demo: install what is missing, start the lab cluster and make every node trust the registry
+## demo: install what is missing, start the 3-node lab swarm, deploy the registry on it (setup), verify it
+DEMO_PW := .lab/demo-password
 demo: deps dockerd venv
 	$(BIN)/inv lab.up
-	$(LAB) $(BIN)/inv certs
-	$(LAB) $(BIN)/fab -H nodes trust-cert
+	@test -s $(DEMO_PW) || (umask 077; $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))' > $(DEMO_PW))
+	$(LAB) $(BIN)/inv users.add lenain --password-stdin < $(DEMO_PW)
+	$(LAB) $(BIN)/inv setup --password-stdin < $(DEMO_PW)
 	@echo
-	@echo "Lab is up. Try:  $(LAB) $(BIN)/inv --list"
-	@echo "Tear it down:    make lab-down"
+	@echo "The registry runs on the lab: https://registry.swarm-lab.test:5000 (user lenain, password in $(DEMO_PW), mode 0600)."
+	@echo "Every node trusts it. Run again: $(LAB) $(BIN)/inv setup   (reports no change)"
+	@echo "Tear the lab down: make lab-down"
 
 ## test: install what is missing, start dockerd, run every test (unit, sshd hosts, lab)
 test: deps dockerd venv
@@ -45,5 +48,9 @@ lab-down: venv
 trust-cert: venv
 	$(LAB) $(BIN)/fab -H nodes trust-cert
 
+setup: venv
+	$(LAB) $(BIN)/inv setup
+
 clean:
 	rm -rf $(VENV) .pytest_cache
+
