@@ -126,6 +126,53 @@ def setup(c, check=False, password_stdin=False):
                         sudo_password=cli.sudo_password(c))
 
 
+@task(help={"password_stdin": "read login_user's password from stdin (to count repositories)"})
+@cli.handles_errors
+def status(c, password_stdin=False):
+    """Per host: reachable, swarm role, trusts the current cert, logged in; then the registry:
+    service state and node, task, certificate subject and days to expiry (warning under
+    renew_before_days), number of users and (with a password) of repositories."""
+    from swarm_registry import maintain
+
+    settings = cli.load_settings()
+    password = cli.optional_password(settings.registry.login_user, from_stdin=password_stdin)
+    return maintain.status(settings, cli.out, password=password, sudo_password=cli.sudo_password(c))
+
+
+@task(help={"purge_data": "also delete registry.data_dir and registry.config_dir (all pushed images!)",
+            "yes": "do not ask for confirmation of --purge-data",
+            "check": "report what would be removed, remove nothing"})
+@cli.handles_errors
+def teardown(c, purge_data=False, yes=False, check=False):
+    """Remove the registry stack (waiting until its task is gone), the secrets it made and the node label.
+
+    Registry data and auth stay unless --purge-data, which asks you to type the stack name
+    (or takes --yes). Running it again is harmless. `inv setup` brings the registry back
+    with the data that was kept.
+    """
+    from swarm_registry import maintain
+
+    return maintain.teardown(cli.load_settings(), cli.out, purge_data=purge_data, yes=yes, check=check,
+                             dry=cli.is_dry(c), sudo_password=cli.sudo_password(c))
+
+
+@task(help={"check": "report what would change, change nothing",
+            "password_stdin": "read login_user's password from stdin (for the 200-with-credentials check)"})
+@cli.handles_errors
+def renew_cert(c, check=False, password_stdin=False):
+    """Issue a new server certificate (the CA is kept) and roll it out: new secrets, the service updated.
+
+    In mode ca the nodes' trust is unchanged; in mode self-signed every node is re-trusted.
+    Pushed images stay pullable, and no new login is needed.
+    """
+    from swarm_registry import maintain
+
+    settings = cli.load_settings()
+    password = cli.optional_password(settings.registry.login_user, from_stdin=password_stdin)
+    return maintain.renew_cert(settings, cli.out, check=check, dry=cli.is_dry(c), password=password,
+                               sudo_password=cli.sudo_password(c))
+
+
 @task(help={"nodes": "number of lab nodes (node1 is the manager and registry node)"})
 @cli.handles_errors
 def up(c, nodes=3):
@@ -153,7 +200,7 @@ def down(c, purge=False):
         return 1
 
 
-ns = Collection(setup, certs, render, trust_cert)
+ns = Collection(setup, status, teardown, renew_cert, certs, render, trust_cert)
 ns.add_collection(Collection("config", check))
 ns.add_collection(Collection("users", add, passwd, remove, list_))
 ns.add_collection(Collection("lab", up, down))

@@ -1,0 +1,42 @@
+# teardown: remove the stack, wait until its task is gone, then its secrets and the node label.
+# Usage: sh -c "$(cat teardown.sh)" teardown STACK SERVICE NODE LABEL TIMEOUT apply|check
+# Prints stack=removed|absent, secrets=N removed, label=removed|absent. `docker stack rm` returns
+# before the task is gone, and a secret in use cannot be removed: both are polled, bounded by TIMEOUT.
+set -u
+stack=$1 service=$2 node=$3 label=$4 timeout=$5 action=$6
+if [ "$action" = check ]; then
+  docker service inspect "$service" >/dev/null 2>&1 && echo stack=would-remove || echo stack=absent
+  echo "secrets=$(docker secret ls -q --filter "label=io.swarm-registry.stack=$stack" | wc -l)"
+  [ -n "$(docker node inspect --format "{{index .Spec.Labels \"$label\"}}" "$node" 2>/dev/null)" ] \
+    && echo label=would-remove || echo label=absent
+  exit 0
+fi
+if docker service inspect "$service" >/dev/null 2>&1; then
+  docker stack rm "$stack" >/dev/null || exit 20
+  echo stack=removed
+else
+  echo stack=absent
+fi
+waited=0
+while [ -n "$(docker ps -aq --filter "label=com.docker.swarm.service.name=$service" 2>/dev/null)" ] \
+   || docker service inspect "$service" >/dev/null 2>&1; do
+  [ "$waited" -ge "$timeout" ] && { echo "the registry task did not stop within ${timeout}s" >&2; exit 21; }
+  sleep 1; waited=$((waited + 1))
+done
+ids=$(docker secret ls -q --filter "label=io.swarm-registry.stack=$stack")
+n=0
+for id in $ids; do
+  tries=0
+  until docker secret rm "$id" >/dev/null 2>&1; do
+    tries=$((tries + 1)); [ "$tries" -ge "$timeout" ] && { echo "secret $id still in use" >&2; exit 22; }
+    sleep 1
+  done
+  n=$((n + 1))
+done
+echo "secrets=$n"
+if [ "$(docker node inspect --format "{{index .Spec.Labels \"$label\"}}" "$node" 2>/dev/null)" != "" ]; then
+  docker node update --label-rm "$label" "$node" >/dev/null || exit 23
+  echo label=removed
+else
+  echo label=absent
+fi

@@ -1,0 +1,106 @@
+"""The registry's HTTP API from the control machine, with `requests`, always TLS-verified.
+
+Verification uses our trust anchor (state_dir/ca.crt, or the self-signed cert). Where this
+machine cannot resolve `registry.host`, requests go to the registry node's address while
+SNI and the certificate check still use `registry.host`.
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .probe import connect_address
+from .settings import Settings
+
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+])
+
+
+class RegistryError(Exception):
+    """One line: what failed and why (wrong password, unknown CA, unreachable...)."""
+
+
+class _NamedHostAdapter(HTTPAdapter):
+    """Connect to an address but verify the certificate for `name` (and send it as SNI)."""
+
+    def __init__(self, name: str, **kwargs):
+        self._name = name
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["server_hostname"] = self._name
+        kwargs["assert_hostname"] = self._name
+        super().init_poolmanager(*args, **kwargs)
+
+
+class RegistryClient:
+    def __init__(self, settings: Settings, password: str | None, *, user: str | None = None, timeout: float = 10):
+        r = settings.registry
+        self.name = r.host
+        address = connect_address(r.host, settings.registry_host.address)
+        self.base = f"https://{address}:{r.port}"
+        self.session = requests.Session()
+        # passed on every request: a session default loses to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE in the env
+        self.verify = str(settings.state_dir / ("ca.crt" if settings.cert.mode == "ca" else f"{r.host}.crt"))
+        self.session.headers["Host"] = r.endpoint
+        if address != r.host:
+            self.session.mount(self.base, _NamedHostAdapter(r.host))
+        self.auth = (user or r.login_user, password) if password is not None else None
+        self.timeout = timeout
+
+    def get(self, path: str, *, auth=..., headers=None, method: str = "GET") -> requests.Response:
+        try:
+            return self.session.request(method, urljoin(self.base, path), auth=self.auth if auth is ... else auth,
+                                        headers=headers, timeout=self.timeout, verify=self.verify)
+        except requests.exceptions.SSLError as exc:
+            raise RegistryError(f"TLS verification of {self.name} failed against {self.verify}: "
+                                f"{_short(exc)}") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise RegistryError(f"registry {self.base} unreachable: {_short(exc)}") from None
+        except requests.exceptions.Timeout:
+            raise RegistryError(f"registry {self.base} did not answer within {self.timeout}s") from None
+
+    def _ok(self, resp: requests.Response, what: str) -> requests.Response:
+        if resp.status_code == 401:
+            raise RegistryError(f"{what}: 401 unauthorized (wrong user or password for {self.auth[0] if self.auth else 'anonymous'})")
+        if resp.status_code != 200:
+            raise RegistryError(f"{what}: HTTP {resp.status_code}")
+        return resp
+
+    def catalog(self) -> list[str]:
+        """Every repository, following the Link header (the registry pages by 100)."""
+        repos: list[str] = []
+        path = "/v2/_catalog?n=100"
+        for _ in range(10_000):
+            resp = self._ok(self.get(path), "catalog")
+            repos += resp.json().get("repositories") or []
+            link = resp.headers.get("Link", "")
+            m = re.search(r"<([^>]+)>;\s*rel=\"?next\"?", link)
+            if not m:
+                return repos
+            path = m.group(1)
+        raise RegistryError("catalog: too many pages")
+
+    def tags(self, repo: str) -> list[str]:
+        return self._ok(self.get(f"/v2/{repo}/tags/list"), f"tags of {repo}").json().get("tags") or []
+
+    def manifest_digest(self, repo: str, ref: str) -> str:
+        resp = self._ok(self.get(f"/v2/{repo}/manifests/{ref}", method="HEAD", headers={"Accept": MANIFEST_TYPES}),
+                        f"manifest {repo}:{ref}")
+        return resp.headers.get("Docker-Content-Digest", "")
+
+    def delete_manifest(self, repo: str, digest: str) -> int:
+        return self.get(f"/v2/{repo}/manifests/{digest}", method="DELETE").status_code
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    m = re.search(r"\(Caused by (\w+)\((.*)\)\)", text)
+    return (m.group(2)[:200] if m else text[:200])
