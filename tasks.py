@@ -173,6 +173,73 @@ def renew_cert(c, check=False, password_stdin=False):
                                sudo_password=cli.sudo_password(c))
 
 
+@task(help={"check": "report what would change, change nothing",
+            "password_stdin": "read login_user's password from stdin",
+            "hosts": "comma-separated hosts or groups; default: nodes"})
+@cli.handles_errors
+def login(c, check=False, password_stdin=False, hosts="nodes"):
+    """`docker login` to the registry on every node as registry.login_user, the password on stdin.
+
+    The password comes from a hidden prompt, env REGISTRY_PASSWORD or --password-stdin. The
+    credential ends up in pass (docker-credential-pass), never in config.json: checked after
+    login on each node. Already logged in with the same credentials: ok.
+    """
+    settings = cli.load_settings()
+    password = cli.read_password(settings.registry.login_user, from_stdin=password_stdin, confirm=False)
+    return jobs.login(settings, settings.select([hosts]), cli.out, password=password, check=check,
+                      dry=cli.is_dry(c), sudo_password=cli.sudo_password(c))
+
+
+@task(help={"check": "report what would change, change nothing",
+            "hosts": "comma-separated hosts or groups; default: nodes"})
+@cli.handles_errors
+def logout(c, check=False, hosts="nodes"):
+    """`docker logout` from the registry on every node (the credential is removed from pass)."""
+    settings = cli.load_settings()
+    return jobs.login(settings, settings.select([hosts]), cli.out, password=None, logout=True, check=check,
+                      dry=cli.is_dry(c), sudo_password=cli.sudo_password(c))
+
+
+@task(help={"image": "push this image (pulled on the node if missing) instead of building one from scratch",
+            "keep": "keep the pushed tag in the registry",
+            "password_stdin": "read login_user's password from stdin"})
+@cli.handles_errors
+def smoke_test(c, image=None, keep=False, password_stdin=False):
+    """Prove the registry works from every node: build, push, pull everywhere, then check the API.
+
+    Needs every node logged in (inv setup or inv login). Each step prints its result and
+    time; a failure names the step, the node and the error, and exits non-zero.
+    """
+    from swarm_registry import smoke
+    from swarm_registry.validators import Invalid, image_ref
+
+    settings = cli.load_settings()
+    if image is not None:
+        try:
+            image_ref(image)
+        except Invalid as exc:
+            raise jobs.SettingsError([f"--image {image!r}: must be {exc}"]) from None
+    password = cli.read_password(settings.registry.login_user, from_stdin=password_stdin, confirm=False)
+    return smoke.smoke_test(settings, cli.out, password=password, image=image, keep=keep,
+                            sudo_password=cli.sudo_password(c))
+
+
+@task(help={"tags": "also list each repository's tags", "password_stdin": "read login_user's password from stdin"})
+@cli.handles_errors
+def catalog(c, tags=False, password_stdin=False):
+    """List the registry's repositories (and tags) through its API, TLS-verified against our CA, paginated."""
+    from swarm_registry import smoke
+    from swarm_registry.api import RegistryError
+
+    settings = cli.load_settings()
+    password = cli.read_password(settings.registry.login_user, from_stdin=password_stdin, confirm=False)
+    try:
+        return smoke.catalog(settings, cli.out, password=password, tags=tags)
+    except RegistryError as exc:
+        cli.err(f"error: {exc}")
+        return 1
+
+
 @task(help={"nodes": "number of lab nodes (node1 is the manager and registry node)"})
 @cli.handles_errors
 def up(c, nodes=3):
@@ -200,7 +267,7 @@ def down(c, purge=False):
         return 1
 
 
-ns = Collection(setup, status, teardown, renew_cert, certs, render, trust_cert)
+ns = Collection(setup, status, teardown, renew_cert, login, logout, smoke_test, catalog, certs, render, trust_cert)
 ns.add_collection(Collection("config", check))
 ns.add_collection(Collection("users", add, passwd, remove, list_))
 ns.add_collection(Collection("lab", up, down))

@@ -165,3 +165,36 @@ def with_sudo(cmd: Command, password: str | None) -> Command:
         return Command(("sudo", "-n", "--", *cmd.argv), cmd.stdin, cmd.secret, cmd.timeout)
     stdin = password.encode("utf-8") + b"\n" + (cmd.stdin or b"")
     return Command(("sudo", "-S", "-p", "", "--", *cmd.argv), stdin, True, cmd.timeout)
+
+
+# --- images (smoke test) --------------------------------------------------------------------
+
+
+def image_build(tag: str, context_tar: bytes) -> Command:
+    """`docker build -q -t TAG -` with the build context as a tar on stdin; prints the image ID."""
+    return Command(("docker", "build", "-q", "-t", tag, "-"), stdin=context_tar, timeout=300)
+
+
+def image_tag(source: str, target: str) -> Command:
+    return Command(("docker", "tag", source, target))
+
+
+def image_pull_if_missing(ref: str) -> Command:
+    return Command(("sh", "-c", 'docker image inspect "$1" >/dev/null 2>&1 || docker pull -q "$1" >/dev/null',
+                    "pull-if-missing", ref), timeout=600)
+
+
+def image_push(ref: str) -> Command:
+    """Push, then print the repo digest docker recorded (`HOST:PORT/REPO@sha256:...`)."""
+    return Command(("sh", "-c", 'docker push "$1" >/dev/null && docker image inspect --format '
+                    "'{{range .RepoDigests}}{{println .}}{{end}}' \"$1\"", "push", ref), timeout=600)
+
+
+def image_pull(ref: str) -> Command:
+    """Pull, then print the image ID."""
+    return Command(("sh", "-c", 'docker pull -q "$1" >/dev/null && docker image inspect --format "{{.Id}}" "$1"',
+                    "pull", ref), timeout=600)
+
+
+def image_remove(refs: list[str]) -> Command:
+    return Command(("docker", "rmi", "--force", *refs))

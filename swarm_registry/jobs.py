@@ -142,3 +142,29 @@ def trust_cert(settings: Settings, hosts: list[str], out: Out, *, check: bool = 
         ex.step("trust-cert", step)
     out(ex.run.recap())
     return ex.run.exit_code()
+
+
+# --- remote: login / logout -----------------------------------------------------------------
+
+
+def login(settings: Settings, hosts: list[str], out: Out, *, password: str | None, logout: bool = False,
+          check: bool = False, dry: bool = False, sudo_password: str | None = None) -> int:
+    """docker login (password on stdin) or logout on `hosts`; already logged in with it: ok."""
+    from .operations import login as login_op
+
+    r = settings.registry
+    if dry:
+        action = "logout" if logout else "login"
+        for host in hosts:
+            out(f"{host}: {commands.as_run(login_op.command(r.endpoint, r.login_user, 'facts'), settings.ssh.sudo).display()}")
+            out(f"{host}: {commands.as_run(login_op.command(r.endpoint, r.login_user, action, password), settings.ssh.sudo).display()}")
+        return 0
+    from .remote.executor import Executor
+
+    with Executor(settings, hosts, check=check, out=out, sudo_password=sudo_password) as ex:
+        if logout:
+            ex.step("logout", lambda s: login_op.logout_step(s, r.endpoint, r.login_user, check))
+        else:
+            ex.step("login", lambda s: login_op.login_step(s, r.endpoint, r.login_user, password, check))
+    out(ex.run.recap())
+    return ex.run.exit_code()
