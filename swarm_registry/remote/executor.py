@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+from .. import local_checks
 from ..results import CHANGED, FAILED, OK, SKIPPED, Run, StepResult
 from ..settings import Settings
 from .session import HostError, Session
@@ -20,6 +21,7 @@ Step = Callable[[Session], "tuple[str, str]"]
 class Executor:
     def __init__(self, settings: Settings, hosts: list[str], *, check: bool = False,
                  out: Callable[[str], None] = print, sudo_password: str | None = None):
+        local_checks.ssh_files(settings)  # before any connection: bad local files are bad input (exit 2)
         self.settings = settings
         self.run = Run(hosts=list(hosts), check=check)
         self.check = check
