@@ -55,11 +55,20 @@ def run_op(settings, *, check=False, binary=None):
     return ex.run, seconds
 
 
+@pytest.fixture
+def unplant():
+    yield
+    for i in (1, 2, 3):  # leave the nodes' config.json as the operation made it
+        config = read_config(i)
+        if config and PLANTED in config:
+            write_config(i, {k: v for k, v in config.items() if k != PLANTED})
+
+
 def statuses(run):
     return {r.host: r.status for r in run.results if r.step == STEP}
 
 
-def test_credential_store_on_every_node_then_a_rerun_is_one_command_and_ok(lab_config):
+def test_credential_store_on_every_node_then_a_rerun_is_one_command_and_ok(lab_config, unplant):
     settings = S.load(lab_config)
     for i in (1, 2, 3):  # an unrelated key the merge must keep (whatever else is there stays too)
         write_config(i, {**(read_config(i) or {}), PLANTED: "keep-me"})
@@ -74,6 +83,12 @@ def test_credential_store_on_every_node_then_a_rerun_is_one_command_and_ok(lab_c
         config = read_config(i)
         assert config["credsStore"] == "pass" and config[PLANTED] == "keep-me", config
         assert node_exec(i, "stat", "-c", "%a", CONFIG).stdout.split() == [b"600"]
+        # the key really encrypts: a credential round-trips through pass, without a prompt
+        cred = {"ServerURL": "swarm-registry-test.invalid", "Username": "u", "Secret": "s3cret"}
+        assert node_exec(i, "timeout", "10", "docker-credential-pass", "store", input=json.dumps(cred).encode()).returncode == 0
+        got = node_exec(i, "timeout", "10", "docker-credential-pass", "get", input=b"swarm-registry-test.invalid")
+        assert json.loads(got.stdout)["Secret"] == "s3cret", got.stderr
+        node_exec(i, "timeout", "10", "docker-credential-pass", "erase", input=b"swarm-registry-test.invalid")
 
     second, t_second = run_op(settings)
     assert statuses(second) == {"node1": "ok", "node2": "ok", "node3": "ok"}, second.recap()
