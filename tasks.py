@@ -106,7 +106,7 @@ def trust_cert(c, check=False, hosts="nodes"):
 
 
 @task(help={"check": "preflight and facts only: print what would change, change nothing",
-            "password_stdin": "read login_user's password from stdin (for the 200-with-credentials check)"})
+            "password_stdin": "read login_user's password from stdin (for docker login and the 200 check)"})
 @cli.handles_errors
 def setup(c, check=False, password_stdin=False):
     """Deploy the registry on the swarm, every recipe step, idempotently; a re-run reports no change.
@@ -116,12 +116,14 @@ def setup(c, check=False, password_stdin=False):
     htpasswd (0600), swarm secrets named by content hash (via stdin), the node label, the image
     (streamed from this machine when the node lacks it), the stack file and `docker stack deploy`,
     waiting until /v2/ answers over TLS verified against our CA, and trust-cert on every node.
-    The password for the authenticated check comes from env REGISTRY_PASSWORD or --password-stdin.
+    Then the credential helper and `docker login` on every node. login_user's password (for
+    the login and the authenticated check) comes from env REGISTRY_PASSWORD, --password-stdin,
+    or a hidden prompt on a terminal; without one, those two steps are skipped.
     """
     from swarm_registry import deploy
 
     settings = cli.load_settings()
-    password = cli.optional_password(settings.registry.login_user, from_stdin=password_stdin)
+    password = cli.optional_password(settings.registry.login_user, from_stdin=password_stdin, prompt=True)
     return deploy.setup(settings, cli.out, check=check, dry=cli.is_dry(c), password=password,
                         sudo_password=cli.sudo_password(c))
 
@@ -171,6 +173,22 @@ def renew_cert(c, check=False, password_stdin=False):
     password = cli.optional_password(settings.registry.login_user, from_stdin=password_stdin)
     return maintain.renew_cert(settings, cli.out, check=check, dry=cli.is_dry(c), password=password,
                                sudo_password=cli.sudo_password(c))
+
+
+@task(help={"check": "report what would change, change nothing",
+            "hosts": "comma-separated hosts or groups; default: nodes"})
+@cli.handles_errors
+def credential_helper(c, check=False, hosts="nodes"):
+    """Install the credential store on every node: pass + docker-credential-pass, a GPG key, pass init.
+
+    credential_helper.source distro uses the distribution's packages; release uploads the
+    pinned release binary, checked against credential_helper.sha256 on this machine first.
+    The GPG key has no passphrase by default (see README); config.json gets
+    "credsStore": "pass" with every other key kept. A second run changes nothing.
+    """
+    settings = cli.load_settings()
+    return jobs.credential_helper(settings, settings.select([hosts]), cli.out, check=check, dry=cli.is_dry(c),
+                                  sudo_password=cli.sudo_password(c))
 
 
 @task(help={"check": "report what would change, change nothing",
@@ -267,7 +285,7 @@ def down(c, purge=False):
         return 1
 
 
-ns = Collection(setup, status, teardown, renew_cert, login, logout, smoke_test, catalog, certs, render, trust_cert)
+ns = Collection(setup, status, teardown, renew_cert, credential_helper, login, logout, smoke_test, catalog, certs, render, trust_cert)
 ns.add_collection(Collection("config", check))
 ns.add_collection(Collection("users", add, passwd, remove, list_))
 ns.add_collection(Collection("lab", up, down))

@@ -25,3 +25,35 @@ def trust_cert(c, hosts, check=False):
     settings = cli.load_settings()
     return jobs.trust_cert(settings, settings.select(hosts), cli.out, check=check, dry=cli.is_dry(c),
                            sudo_password=cli.sudo_password(c))
+
+
+@task(help={"check": "read each node's state and report what would change; change nothing"})
+@cli.handles_errors
+@once_for_all_hosts
+def install_credential_helper(c, hosts, check=False):
+    """Install pass + docker-credential-pass, a GPG key and `pass init` on the -H hosts; credsStore in config.json."""
+    settings = cli.load_settings()
+    return jobs.credential_helper(settings, settings.select(hosts), cli.out, check=check, dry=cli.is_dry(c),
+                                  sudo_password=cli.sudo_password(c))
+
+
+@task(help={"check": "report what would change, change nothing",
+            "password_stdin": "read login_user's password from stdin"})
+@cli.handles_errors
+@once_for_all_hosts
+def login(c, hosts, check=False, password_stdin=False):
+    """`docker login` on the -H hosts as registry.login_user (password: prompt, env REGISTRY_PASSWORD or stdin)."""
+    settings = cli.load_settings()
+    password = cli.read_password(settings.registry.login_user, from_stdin=password_stdin, confirm=False)
+    return jobs.login(settings, settings.select(hosts), cli.out, password=password, check=check, dry=cli.is_dry(c),
+                      sudo_password=cli.sudo_password(c))
+
+
+@task(help={"check": "report what would change, change nothing"})
+@cli.handles_errors
+@once_for_all_hosts
+def logout(c, hosts, check=False):
+    """`docker logout` from the registry on the -H hosts."""
+    settings = cli.load_settings()
+    return jobs.login(settings, settings.select(hosts), cli.out, password=None, logout=True, check=check,
+                      dry=cli.is_dry(c), sudo_password=cli.sudo_password(c))

@@ -87,9 +87,9 @@ def read_password(user: str, *, from_stdin: bool, confirm: bool = True) -> str:
     return value
 
 
-def optional_password(user: str, *, from_stdin: bool) -> str | None:
-    """A password from --password-stdin or env REGISTRY_PASSWORD, or None (no prompt)."""
-    if from_stdin or os.environ.get(PASSWORD_ENV) is not None:
+def optional_password(user: str, *, from_stdin: bool, prompt: bool = False) -> str | None:
+    """A password from --password-stdin or env REGISTRY_PASSWORD (or a prompt on a terminal), else None."""
+    if from_stdin or os.environ.get(PASSWORD_ENV) is not None or (prompt and sys.stdin.isatty()):
         return read_password(user, from_stdin=from_stdin, confirm=False)
     return None
 

@@ -16,7 +16,7 @@ from typing import Callable
 from . import certs, commands, htpasswd, probe, render
 from .operations import setup as facts_op
 from .operations import trust_cert as trust_op
-from .results import CHANGED, FAILED, OK
+from .results import CHANGED, FAILED, OK, SKIPPED
 from .settings import Settings, SettingsError
 from .state import StateDir
 
@@ -58,6 +58,9 @@ class Setup:
         self.names = render.secret_names(settings, self.bundle.server_cert, self.bundle.server_key)
         self.stack = render.render_stack(settings, self.names)
         self.facts: dict[str, facts_op.Facts] = {}
+        from .jobs import helper_binary
+
+        self.helper_binary = helper_binary(settings)  # verified before anything remote runs
         self.deploy_needed = False
         self.restart_needed = False
         self.image_source = ""  # the local image ID, when the image is streamed from this machine
@@ -274,6 +277,17 @@ class Setup:
         res = session.run(trust_op.command(endpoint, self.bundle.trust_anchor, self.check))
         return trust_op.parse(res.rc, res.stdout, res.stderr, endpoint)
 
+    def credential_helper(self, session):
+        from .operations import credentials as cred_op
+
+        return cred_op.run_step(session, self.s, check=self.check, binary=self.helper_binary)
+
+    def login(self, session):
+        from .operations import login as login_op
+
+        r = self.s.registry
+        return login_op.login_step(session, r.endpoint, r.login_user, self.password, self.check)
+
     @staticmethod
     def _must(res, what: str) -> None:
         if not res.ok:
@@ -310,6 +324,14 @@ class Setup:
                     break
                 ex.step(name, fn, [host])
             ex.step("trust-cert", self.trust)
+            ex.step("credential-helper", self.credential_helper)
+            if self.password is None:
+                for host in hosts:
+                    if not ex.run.has_failed(host):
+                        ex.record(host, "login", SKIPPED, "no password given (env REGISTRY_PASSWORD, "
+                                  "--password-stdin or a terminal prompt)")
+            else:
+                ex.step("login", self.login)
         self.out(ex.run.recap())
         return ex.run.exit_code()
 
@@ -344,6 +366,13 @@ def dry_run(settings: Settings, out: Out) -> int:
                                      r.resolve_image, "--compose-file", "-", r.stack), stdin=stack)),
              (mgr, commands.service_tasks(r.service))]
     plan += [(h, trust_op.command(r.endpoint, bundle.trust_anchor, False)) for h in settings.hosts]
+    from .jobs import helper_binary
+    from .operations import credentials as cred_op
+    from .operations import login as login_op
+
+    binary = helper_binary(settings)
+    plan += [(h, cred_op.command(settings, check=False, binary=binary)) for h in settings.hosts]
+    plan += [(h, login_op.command(r.endpoint, r.login_user, "login", "<password>")) for h in settings.hosts]
     for host, cmd in plan:
         out(f"{host}: {commands.as_run(cmd, settings.ssh.sudo).display()}")
     return 0

@@ -168,3 +168,34 @@ def login(settings: Settings, hosts: list[str], out: Out, *, password: str | Non
             ex.step("login", lambda s: login_op.login_step(s, r.endpoint, r.login_user, password, check))
     out(ex.run.recap())
     return ex.run.exit_code()
+
+
+# --- remote: credential helper --------------------------------------------------------------
+
+
+def helper_binary(settings: Settings) -> bytes | None:
+    """With credential_helper.source: release, the verified binary (downloaded once, cached); else None."""
+    if settings.credential_helper.source != "release":
+        return None
+    from .release import fetch_binary
+
+    return fetch_binary(settings)
+
+
+def credential_helper(settings: Settings, hosts: list[str], out: Out, *, check: bool = False, dry: bool = False,
+                      sudo_password: str | None = None) -> int:
+    """Install pass + docker-credential-pass, a GPG key, `pass init`, credsStore in config.json."""
+    from .operations import credentials as cred_op
+
+    binary = helper_binary(settings)
+    if dry:
+        cmd = commands.as_run(cred_op.command(settings, check=check, binary=binary), settings.ssh.sudo)
+        for host in hosts:
+            out(f"{host}: {cmd.display()}")
+        return 0
+    from .remote.executor import Executor
+
+    with Executor(settings, hosts, check=check, out=out, sudo_password=sudo_password) as ex:
+        ex.step("credential-helper", lambda s: cred_op.run_step(s, settings, check=check, binary=binary))
+    out(ex.run.recap())
+    return ex.run.exit_code()

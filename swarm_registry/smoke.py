@@ -108,7 +108,7 @@ def smoke_test(settings: Settings, out: Out, *, password: str, image: str | None
             res = session.run(commands.image_remove([ref]))
             return (OK, "local image removed") if res.ok or "No such image" in res.stderr else (FAILED, res.error())
 
-        ex.step("cleanup", cleanup)
+        ex.step("cleanup", cleanup, list(settings.hosts))
         if "digest" in state and not keep:
             if r.delete_enabled:
                 code = RegistryClient(settings, password).delete_manifest(repo, state["digest"])
