@@ -274,18 +274,27 @@ class Setup:
 
     def trust(self, session):
         endpoint = self.s.registry.endpoint
+        if facts_op.trust_converged(self.facts[session.host.name], self.bundle.trust_anchor):
+            return OK, "already trusted (ca.crt sha256 and modes match; TLS verified from this machine above)"
         res = session.run(trust_op.command(endpoint, self.bundle.trust_anchor, self.check))
         return trust_op.parse(res.rc, res.stdout, res.stderr, endpoint)
 
     def credential_helper(self, session):
         from .operations import credentials as cred_op
 
+        want = commands.sha256(self.helper_binary) if self.helper_binary else None
+        if facts_op.store_converged(self.facts[session.host.name], want):
+            return OK, "pass, docker-credential-pass, GPG key and store in place; list answers; credsStore pass"
         return cred_op.run_step(session, self.s, check=self.check, binary=self.helper_binary)
 
     def login(self, session):
         from .operations import login as login_op
 
         r = self.s.registry
+        f = self.facts[session.host.name]
+        if (f.stored_user == r.login_user and login_op.same_secret(f.stored_secret, self.password)
+                and not login_op.plain_auth(f.docker_config, r.endpoint)):
+            return OK, f"already logged in to {r.endpoint} as {r.login_user}"
         return login_op.login_step(session, r.endpoint, r.login_user, self.password, self.check)
 
     @staticmethod

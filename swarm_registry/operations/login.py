@@ -59,8 +59,12 @@ def plain_auth(config: dict, endpoint: str) -> bool:
     return bool(entry.get("auth"))
 
 
+def same_secret(stored: str, password: str) -> bool:
+    return bool(stored) and hmac.compare_digest(stored.encode(), password.encode())
+
+
 def logged_in(f: LoginFacts, user: str, password: str) -> bool:
-    return f.stored_user == user and hmac.compare_digest(f.stored_secret.encode(), password.encode())
+    return f.stored_user == user and same_secret(f.stored_secret, password)
 
 
 def verdict_after_login(f: LoginFacts, endpoint: str, stderr: str) -> tuple[str, str]:

@@ -4,6 +4,7 @@ Decisions (what differs, hence what to run) are made from these facts by `deploy
 """
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 
@@ -52,6 +53,15 @@ class Facts:
     service_secrets: set[str] = field(default_factory=set)
     service_exists: bool = False
     tasks: list[Task] = field(default_factory=list)
+    trust: str = ""  # "sha256:filemode:dirmode" of certs.d/ENDPOINT/ca.crt
+    trust_strays: str = ""
+    pass_installed: bool = False
+    helper_sha: str = ""  # sha256 of docker-credential-pass on PATH ("" when absent)
+    gpg_id: bool = False
+    list_rc: int | None = None
+    docker_config: dict = field(default_factory=dict)
+    stored_user: str = ""
+    stored_secret: str = ""
 
 
 def compose_path(settings: Settings) -> str:
@@ -62,7 +72,7 @@ def command(settings: Settings, manager: bool, registry: bool) -> commands.Comma
     r = settings.registry
     return commands.Command(("sh", "-c", commands.script("facts"), "facts", "1" if manager else "0",
                              "1" if registry else "0", r.image, r.data_dir, r.auth_dir, compose_path(settings),
-                             settings.registry_host.node_name, r.service, r.stack))
+                             settings.registry_host.node_name, r.service, r.stack, r.endpoint))
 
 
 def parse(stdout: str) -> Facts:
@@ -105,7 +115,42 @@ def parse(stdout: str) -> Facts:
             f.service_secrets = {s for s in rest.split("|", 1)[0].split(",") if s}
         elif key == "task":
             f.tasks.append(parse_task(value.split("|")))
+        elif key == "trust":
+            f.trust = value
+        elif key == "trust_strays":
+            f.trust_strays = value.strip()
+        elif key == "pass":
+            f.pass_installed = value == "1"
+        elif key == "helper":
+            f.helper_sha = value
+        elif key == "gpg_id":
+            f.gpg_id = value == "1"
+        elif key == "list":
+            f.list_rc = int(value) if value.isdigit() else None
+        elif key == "dconfig":
+            f.docker_config = _json_b64(value)
+        elif key == "stored":
+            entry = _json_b64(value)
+            f.stored_user, f.stored_secret = entry.get("Username", ""), entry.get("Secret", "")
     return f
+
+
+def _json_b64(value: str) -> dict:
+    try:
+        data = json.loads(base64.b64decode(value)) if value else {}
+    except (ValueError, TypeError):
+        return {"_malformed": True}
+    return data if isinstance(data, dict) else {"_malformed": True}
+
+
+def trust_converged(f: Facts, anchor: bytes) -> bool:
+    return f.trust == f"{commands.sha256(anchor)}:644:755" and not f.trust_strays
+
+
+def store_converged(f: Facts, helper_sha: str | None) -> bool:
+    """pass + helper installed (the pinned binary for source: release), store initialised and answering."""
+    return (f.pass_installed and bool(f.helper_sha) and (helper_sha is None or f.helper_sha == helper_sha)
+            and f.gpg_id and f.list_rc == 0 and f.docker_config.get("credsStore") == "pass")
 
 
 def old_secrets(secrets: list[tuple[str, str]], in_use: set[str], keep: int) -> list[str]:

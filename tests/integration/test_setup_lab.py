@@ -117,9 +117,9 @@ def test_setup_from_scratch_then_rerun_changes_nothing_and_keeps_the_task(lab):
                ("directories", "htpasswd", "secrets", "label", "image", "compose file", "deploy", "trust-cert")), changed
     assert task_ids() == ids
     recap = second.stdout.split("RECAP", 1)[1]
-    for host in ("node1", "node2", "node3"):  # converged: 2 remote commands per host
+    for host in ("node1", "node2", "node3"):  # converged: 1 remote command per host (facts)
         row = next(line for line in recap.splitlines() if line.startswith(host))
-        assert row.split()[3] == "0" and row.split()[-1] == "2", row
+        assert row.split()[3] == "0" and row.split()[-1] == "1", row
 
 
 def test_private_key_never_on_a_node_disk(lab):

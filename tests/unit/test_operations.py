@@ -110,3 +110,20 @@ def test_smoke_build_context_is_a_tar_from_scratch():
         assert sorted(tar.getnames()) == ["Dockerfile", "token"]
         assert tar.extractfile("Dockerfile").read().startswith(b"FROM scratch\n")
         assert tar.extractfile("token").read() == b"tok123\n"
+
+
+def test_converged_host_needs_no_trust_credential_or_login_command():
+    anchor = b"CA PEM"
+    sha = __import__("hashlib").sha256(anchor).hexdigest()
+    config = b64(json.dumps({"auths": {"r:5000": {}}, "credsStore": "pass"}).encode())
+    stored = b64(json.dumps({"ServerURL": "r:5000", "Username": "u", "Secret": "pw"}).encode())
+    out = (f"docker=active|false|x\ntrust={sha}:644:755\ntrust_strays=\npass=1\nhelper=abc\ngpg_id=1\n"
+           f"dconfig={config}\nlist=0\nstored={stored}\n")
+    f = st.parse(out)
+    assert st.trust_converged(f, anchor) and not st.trust_converged(f, b"other")
+    assert st.store_converged(f, None) and st.store_converged(f, "abc") and not st.store_converged(f, "def")
+    assert f.stored_user == "u" and lg.same_secret(f.stored_secret, "pw") and not lg.same_secret("", "")
+    drift = st.parse(out.replace(":644:755", ":600:755").replace("list=0", "list=1"))
+    assert not st.trust_converged(drift, anchor) and not st.store_converged(drift, None)
+    stray = st.parse(out.replace("trust_strays=", "trust_strays=client.key"))
+    assert not st.trust_converged(stray, anchor)
