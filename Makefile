@@ -7,17 +7,23 @@ PYTEST_ARGS ?=
 
 .PHONY: demo setup test unit deps dockerd venv lab-up lab-down trust-cert clean
 
-## demo: install what is missing, start the 3-node lab swarm, deploy the registry on it (setup), verify it
+## demo: install what is missing, start the 3-node lab swarm, setup (with login), smoke-test, catalog
 DEMO_PW := .lab/demo-password
 demo: deps dockerd venv
 	$(BIN)/inv lab.up
 	@test -s $(DEMO_PW) || (umask 077; $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))' > $(DEMO_PW))
 	$(LAB) $(BIN)/inv users.add lenain --password-stdin < $(DEMO_PW)
 	$(LAB) $(BIN)/inv setup --password-stdin < $(DEMO_PW)
+	$(LAB) $(BIN)/inv smoke-test --keep --password-stdin < $(DEMO_PW)
+	$(LAB) $(BIN)/inv catalog --tags --password-stdin < $(DEMO_PW)
 	@echo
-	@echo "The registry runs on the lab: https://registry.swarm-lab.test:5000 (user lenain, password in $(DEMO_PW), mode 0600)."
-	@echo "Every node trusts it. Run again: $(LAB) $(BIN)/inv setup   (reports no change)"
-	@echo "Tear the lab down: make lab-down"
+	@echo "The registry runs on the lab at https://registry.swarm-lab.test:5000 (user lenain, password in $(DEMO_PW), 0600)."
+	@echo "Every node trusts it and is logged in (credential in pass). From a node:"
+	@echo "  docker exec -it swarm-registry-lab-node2 docker pull registry.swarm-lab.test:5000/swarm-registry-smoke:TAG"
+	@echo "Run it again (reports no change):  $(LAB) $(BIN)/inv setup --password-stdin < $(DEMO_PW)"
+	@echo "State of every node:               $(LAB) $(BIN)/inv status"
+	@echo "Remove the registry (data kept):   $(LAB) $(BIN)/inv teardown"
+	@echo "Remove the whole lab:              make lab-down"
 
 ## test: install what is missing, start dockerd, run every test (unit, sshd hosts, lab)
 test: deps dockerd venv
