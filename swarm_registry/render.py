@@ -51,6 +51,7 @@ def stack(settings: Settings, secrets: SecretNames) -> dict:
         "REGISTRY_HTTP_ADDR": f"0.0.0.0:{CONTAINER_PORT}",
         "REGISTRY_HTTP_TLS_CERTIFICATE": f"/run/secrets/{CERT_TARGET}",
         "REGISTRY_HTTP_TLS_KEY": f"/run/secrets/{KEY_TARGET}",
+        "REGISTRY_HTTP_TLS_MINIMUMTLS": "tls1.2",  # registry 2.8 otherwise accepts TLS 1.0 and 1.1
     }
     if r.delete_enabled:
         environment["REGISTRY_STORAGE_DELETE_ENABLED"] = "true"
