@@ -60,3 +60,8 @@ setup: venv
 clean:
 	rm -rf $(VENV) .pytest_cache
 
+## bench: trust-cert on 8 and 16 sshd hosts vs. the OpenSSH floor, minimal Fabric and Ansible; writes bench/RESULTS.md
+.PHONY: bench
+BENCH_ARGS ?=
+bench: venv
+	$(BIN)/python bench/run_bench.py $(BENCH_ARGS)

@@ -24,7 +24,10 @@ def err(line: str) -> None:
 
 
 def out(line: str) -> None:
-    print(line, flush=True)
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:  # `inv ... | head`: the reader left; stop writing quietly
+        sys.stdout = open(os.devnull, "w")
 
 
 def handles_errors(fn):

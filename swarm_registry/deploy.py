@@ -243,6 +243,8 @@ class Setup:
                         "our certificate" if anon.cert_sha256 == certs_sha(self.bundle.server_cert) else "an older certificate")
                 except probe.ProbeError as exc:
                     last_error = str(exc)
+            if self.ex.cancelled.is_set():
+                return FAILED, "interrupted while waiting for the registry"
             if time.monotonic() > deadline:
                 return FAILED, (f"registry not converged after {CONVERGE_TIMEOUT:.0f}s on {node}: "
                                 f"last task state {seen}; last error: {last_error or 'none'}")

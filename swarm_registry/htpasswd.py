@@ -6,8 +6,6 @@ Setting a password that already verifies keeps the existing hash, so re-runs cha
 """
 from __future__ import annotations
 
-from passlib.hash import bcrypt
-
 from . import validators as v
 
 ROUNDS = 12
@@ -36,13 +34,19 @@ def render(entries: dict[str, str]) -> bytes:
     return "".join(f"{u}:{h}\n" for u, h in entries.items()).encode("utf-8")
 
 
+def _bcrypt():
+    from passlib.hash import bcrypt  # imported when needed: only users.* and setup hash or verify
+
+    return bcrypt
+
+
 def hash_password(password: str) -> str:
-    return bcrypt.using(rounds=ROUNDS, ident="2y").hash(v.password(password))
+    return _bcrypt().using(rounds=ROUNDS, ident="2y").hash(v.password(password))
 
 
 def verify(entries: dict[str, str], user: str, password: str) -> bool:
     hashed = entries.get(user)
-    return bool(hashed) and bcrypt.verify(password, hashed)
+    return bool(hashed) and _bcrypt().verify(password, hashed)
 
 
 def set_password(entries: dict[str, str], user: str, password: str) -> tuple[dict[str, str], bool]:

@@ -62,7 +62,9 @@ def key_pem(key) -> bytes:
 
 
 def load_key(pem: bytes):
-    return serialization.load_pem_private_key(pem, password=None)
+    # Our own 0600 state files: skipping RSA's consistency proof saves ~0.3 s per rsa4096 load;
+    # key_matches() still compares the public key with the certificate's.
+    return serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
 
 
 def load_cert(pem: bytes) -> x509.Certificate:

@@ -32,6 +32,7 @@ class Executor:
                           on_command=self.run.count_command)
             for name in hosts
         }
+        self.cancelled = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(settings.ssh.parallel, len(hosts))))
 
     def say(self, line: str) -> None:
@@ -56,10 +57,20 @@ class Executor:
                 status, message = FAILED, f"{type(exc).__name__}: {exc}"
             return self.record(host, name, status, message)
 
-        return dict(zip(targets, self._pool.map(one, targets)))
+        futures = [self._pool.submit(one, h) for h in targets]
+        try:
+            return dict(zip(targets, (f.result() for f in futures)))
+        except KeyboardInterrupt:
+            # Ctrl-C: start nothing new; commands already running finish (a remote file is
+            # never left half-written: they write to a temp name and rename), loops stop.
+            self.cancelled.set()
+            for f in futures:
+                f.cancel()
+            self.say("interrupted: letting the commands already running finish, starting no new ones")
+            raise
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
         for s in self.sessions.values():
             s.close()
 
