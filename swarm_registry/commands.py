@@ -128,6 +128,12 @@ def stack_remove(stack: str) -> Command:
     return Command(("docker", "stack", "rm", stack))
 
 
+def stack_networks(stack: str) -> Command:
+    """Names of the networks `docker stack deploy` made for `stack` (one per line)."""
+    return Command(("docker", "network", "ls", "--filter", f"label=com.docker.stack.namespace={stack}",
+                    "--format", "{{.Name}}"))
+
+
 def service_tasks(service: str) -> Command:
     """Tasks of a service: 'ID<TAB>NODE<TAB>DESIRED<TAB>CURRENT<TAB>ERROR' lines, newest first."""
     return Command(("docker", "service", "ps", "--no-trunc", "--format",

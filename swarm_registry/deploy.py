@@ -201,6 +201,8 @@ class Setup:
         old = {t.id for t in self.facts[self.mgr].tasks if t.running}
         if self.restart_needed or self.spec_differs:
             self.replaced_tasks = old  # a new task must take over before we call it converged
+        if self.deploy_needed and not self.facts[self.mgr].service_exists:
+            self._wait_for_old_networks(session)
         if self.deploy_needed:
             cmd = commands.Command(("docker", "stack", "deploy", "--with-registry-auth", "--resolve-image",
                                     self.s.registry.resolve_image, "--compose-file", "-", self.s.registry.stack),
@@ -210,6 +212,16 @@ class Setup:
                 return CHANGED, f"deployed stack {self.s.registry.stack}"
         self._must(session.run(commands.service_force_update(self.s.registry.service)), "restart the registry")
         return CHANGED, f"deployed and restarted {self.s.registry.service} (it reads htpasswd only at start)"
+
+    def _wait_for_old_networks(self, session, timeout: float = 30.0) -> None:
+        """After `docker stack rm` (which returns early) the stack's network is still being removed;
+        deploying into it then fails with 'network ... not found'. Wait until it is gone (bounded);
+        a network still there after `timeout` is a stale one that deploy reuses."""
+        deadline = time.monotonic() + timeout
+        while session.run(commands.stack_networks(self.s.registry.stack)).stdout.strip():
+            if time.monotonic() > deadline or self.ex.cancelled.is_set():
+                return
+            time.sleep(0.5)
 
     def converge(self, session):
         """Poll until one task runs on the registry node and /v2/ answers over verified TLS with our cert."""

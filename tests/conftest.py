@@ -34,8 +34,8 @@ def base_settings(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def lab_config():
-    """A running 3-node lab (lab.up is idempotent); removed at the end unless SWARM_REGISTRY_KEEP_LAB=1.
+def _lab_session():
+    """Takes the lab down once at the very end, unless SWARM_REGISTRY_KEEP_LAB=1.
 
     In CI a missing Docker engine fails the test instead of skipping it.
     """
@@ -47,7 +47,13 @@ def lab_config():
         if os.environ.get("CI"):
             pytest.fail("no Docker engine answers (docker info failed); .ci/run starts one")
         pytest.skip("no Docker engine answers")
-    path = lab.up(nodes=3, out=lambda line: None)
-    yield path
+    yield lab
     if os.environ.get("SWARM_REGISTRY_KEEP_LAB") != "1":
         lab.down(out=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def lab_config(_lab_session):
+    """A running 3-node lab for this module: lab.up is idempotent (0.5 s when up) and brings it
+    back if another module (test_lab's down test) removed it."""
+    return _lab_session.up(nodes=3, out=lambda line: None)

@@ -52,25 +52,23 @@ def ident(path_text):
     return mutate
 
 
-def foreign_ca(d, tmp):
+def write_ca(d, tmp, key: bytes, cert: bytes) -> None:
     state = tmp / "state"
     state.mkdir(mode=0o700)
-    k1, c1 = pki.make_ca("one", "ecdsa-p256")
-    k2, _ = pki.make_ca("two", "ecdsa-p256")
-    for name, data in (("ca.key", k2), ("ca.crt", c1)):
-        (state / name).write_bytes(data)
-        (state / name).chmod(0o600)
-    d["state_dir"] = str(state)
-
-
-def expired_ca(d, tmp):
-    state = tmp / "state"
-    state.mkdir(mode=0o700)
-    key, cert = pki.make_ca("old", "ecdsa-p256", now=pki.utcnow() - dt.timedelta(days=30), days=10)
     for name, data in (("ca.key", key), ("ca.crt", cert)):
         (state / name).write_bytes(data)
         (state / name).chmod(0o600)
     d["state_dir"] = str(state)
+
+
+def foreign_ca(d, tmp):
+    _, cert = pki.make_ca("one", "ecdsa-p256")
+    key, _ = pki.make_ca("two", "ecdsa-p256")
+    write_ca(d, tmp, key, cert)
+
+
+def expired_ca(d, tmp):
+    write_ca(d, tmp, *pki.make_ca("old", "ecdsa-p256", now=pki.utcnow() - dt.timedelta(days=30), days=10))
 
 
 def loose_state(d, tmp):

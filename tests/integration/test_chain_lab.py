@@ -1,22 +1,17 @@
 """The recipe's whole loop on the lab: setup (credential helper + login) -> smoke-test -> catalog,
 and the registry's data surviving a forced restart, renew-cert and teardown + setup."""
-import base64
 import json
-import subprocess
 
 import pytest
 
-from swarm_registry.lab import settings as S
 from tests.integration.clirun import run, statuses
+from tests.integration.labutil import node_exec
 
 pytestmark = pytest.mark.lab
 PASSWORD = "chain-pass-5678"
 ENV = {"REGISTRY_PASSWORD": PASSWORD}
 CERTS = "/etc/docker/certs.d/registry.swarm-lab.test:5000"
 
-
-def node_exec(i, *argv):
-    return subprocess.run(["docker", "exec", S.container_name(i), *argv], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +52,7 @@ def test_smoke_test_then_catalog(lab):
     assert statuses(r.stdout, "pull") == {"node2": "ok", "node3": "ok"}
     assert statuses(r.stdout, "api") == {"control": "ok"}
     tag = r.stdout.split("swarm-registry-smoke:", 1)[1].split()[0]
-    assert f"swarm-registry-smoke: " in catalog(lab) and tag in catalog(lab)
+    assert "swarm-registry-smoke: " in catalog(lab) and tag in catalog(lab)
 
 
 def test_wrong_password_login_fails_clearly(lab):

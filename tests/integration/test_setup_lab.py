@@ -7,14 +7,12 @@ import yaml
 
 from swarm_registry.lab import settings as S
 from tests.integration.clirun import run, statuses
+from tests.integration.labutil import node_exec
 
 pytestmark = pytest.mark.lab
 PASSWORD = "lab-pass-1234"
 SERVICE = "onsen-registry_registry"
 
-
-def node_exec(i, *argv):
-    return subprocess.run(["docker", "exec", S.container_name(i), *argv], capture_output=True, text=True)
 
 
 def task_ids():

@@ -1,17 +1,13 @@
 """trust-cert on the lab swarm: real nodes with their own sshd and dockerd."""
-import subprocess
 
 import pytest
 
-from swarm_registry.lab import settings as S
 from tests.integration.clirun import run, statuses
+from tests.integration.labutil import node_exec
 
 pytestmark = pytest.mark.lab
 CERTS = "/etc/docker/certs.d/registry.swarm-lab.test:5000"
 
-
-def node_exec(i, *argv):
-    return subprocess.run(["docker", "exec", S.container_name(i), *argv], capture_output=True, text=True)
 
 
 def test_fab_nodes_trusts_on_every_node_then_changes_nothing(lab_config):
