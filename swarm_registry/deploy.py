@@ -21,7 +21,6 @@ from .settings import Settings, SettingsError
 from .state import StateDir
 
 Out = Callable[[str], None]
-CONVERGE_TIMEOUT = 120.0
 
 
 def local_image_id(image: str) -> str:
@@ -230,7 +229,8 @@ class Setup:
         node = self.s.registry_host.node_name
         reg = self.s.registry
         address = probe.connect_address(reg.host, self.s.registry_host.address)
-        deadline = time.monotonic() + CONVERGE_TIMEOUT
+        timeout = self.s.registry.converge_timeout
+        deadline = time.monotonic() + timeout
         start, last_seen, last_error = time.monotonic(), "", ""
         facts = self.facts[self.mgr] if not (self.deploy_needed or self.restart_needed) else None
         while True:
@@ -258,7 +258,7 @@ class Setup:
             if self.ex.cancelled.is_set():
                 return FAILED, "interrupted while waiting for the registry"
             if time.monotonic() > deadline:
-                return FAILED, (f"registry not converged after {CONVERGE_TIMEOUT:.0f}s on {node}: "
+                return FAILED, (f"registry not converged after {timeout}s on {node}: "
                                 f"last task state {seen}; last error: {last_error or 'none'}")
             time.sleep(1.0)
 

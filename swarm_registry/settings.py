@@ -66,6 +66,7 @@ class Registry:
     login_user: str
     secrets_keep: int
     delete_enabled: bool
+    converge_timeout: int
 
     @property
     def endpoint(self) -> str:
@@ -233,6 +234,7 @@ _REGISTRY: dict[str, Check] = {
     "login_user": v.registry_user,
     "secrets_keep": lambda x: v.non_negative_int(x, 100),
     "delete_enabled": v.boolean,
+    "converge_timeout": lambda x: v.positive_int(x, 3600),
 }
 _CERT: dict[str, Check] = {
     "mode": lambda x: v.one_of(x, ("ca", "self-signed")),

@@ -90,6 +90,8 @@ def login_step(session, endpoint: str, user: str, password: str, check: bool) ->
     res = session.run(command(endpoint, user, "facts"))
     f = parse(res.stdout)
     if not f.helper:
+        if check:  # in setup --check, the credential-helper step before this one would install it
+            return CHANGED, f"would log in to {endpoint} as {user} (once docker-credential-pass is installed)"
         return FAILED, "docker-credential-pass is not installed: run inv credential-helper first"
     if logged_in(f, user, password) and not plain_auth(f.config, endpoint):
         return OK, f"already logged in to {endpoint} as {user}"

@@ -155,3 +155,28 @@ def test_user_added_with_apply_logs_in_and_removed_user_gets_401(lab):
     assert rm.returncode == 0, rm.stdout + rm.stderr
     assert probe.get("registry.swarm-lab.test", 5000, "/v2/", ca, auth=("alice", "alice-pw-1")).status == 401
     assert probe.get("registry.swarm-lab.test", 5000, "/v2/", ca, auth=("lenain", PASSWORD)).status == 200
+
+
+def test_convergence_timeout_names_the_task_error(lab, tmp_path):
+    """An image the node cannot get: the task is rejected, and setup fails naming the task's error."""
+    data = yaml.safe_load(lab.read_text())
+    data["registry"].update({"image": "swarm-registry-lab/missing:1", "resolve_image": "always",
+                             "converge_timeout": 20})
+    cfg = tmp_path / "missing-image.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    try:
+        r = run("inv", "setup", config=cfg, env={"REGISTRY_PASSWORD": PASSWORD})
+        assert r.returncode != 0
+        line = next(x for x in r.stdout.splitlines() if x.startswith("FAILED node1"))
+        assert "not converged after 20s" in line and "No such image: swarm-registry-lab/missing:1" in line, line
+    finally:
+        assert run("inv", "setup", config=lab, env={"REGISTRY_PASSWORD": PASSWORD}).returncode == 0
+
+
+def test_smoke_test_with_an_existing_image(lab):
+    """--image REF, as the recipe does with alpine:latest (here the lab's registry image on node1)."""
+    r = run("inv", "smoke-test", "--image", "swarm-registry-lab/registry:2", config=lab,
+            env={"REGISTRY_PASSWORD": PASSWORD})
+    assert r.returncode == 0, r.stdout
+    assert "tagged swarm-registry-lab/registry:2 as" in r.stdout
+    assert statuses(r.stdout, "pull") == {"node2": "ok", "node3": "ok"}
