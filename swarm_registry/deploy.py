@@ -167,7 +167,7 @@ class Setup:
             return self.would(f"stream {self.s.registry.image} from this machine")
         save = subprocess.Popen(["docker", "save", self.s.registry.image], stdout=subprocess.PIPE)
         try:
-            res = session.stream_in(commands.Command(("docker", "load", "-q"), timeout=600), save.stdout)
+            res = session.run(commands.Command(("docker", "load", "-q"), timeout=600), source=save.stdout)
         finally:
             save.stdout.close()
             save.wait()

@@ -91,8 +91,9 @@ class Session:
             transport.set_keepalive(15)
         self._conn = conn
 
-    def run(self, cmd: Command) -> Output:
-        """Run one command; its stdin is sent and closed; returns exit status and output."""
+    def run(self, cmd: Command, source=None, chunk: int = 1 << 16) -> Output:
+        """Run one command; send its stdin (then, with `source`, the bytes of that binary file object,
+        e.g. `docker save` output) and close it; return the exit status and output."""
         self.connect()
         assert self._conn is not None
         cmd = as_run(cmd, self.settings.ssh.sudo, self.sudo_password)
@@ -107,35 +108,14 @@ class Session:
             chan.exec_command(cmd.shell())
             if cmd.stdin:
                 chan.sendall(cmd.stdin)
-            chan.shutdown_write()
-            return _collect(chan, cmd.timeout)
-        except (socket.timeout, TimeoutError):
-            raise HostError(f"timed out after {cmd.timeout:.0f}s: {cmd.display()}") from None
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise HostError(f"connection lost while running {cmd.argv[0]}: {exc or type(exc).__name__}") from None
-
-    def stream_in(self, cmd: Command, source, chunk: int = 1 << 16) -> Output:
-        """Run `cmd` with stdin copied from the binary file object `source` (e.g. `docker save` output)."""
-        self.connect()
-        assert self._conn is not None
-        cmd = as_run(cmd, self.settings.ssh.sudo, self.sudo_password)
-        if self.on_command:
-            self.on_command(self.host.name)
-        transport = self._conn.client.get_transport()
-        try:
-            chan = transport.open_session(timeout=self.settings.ssh.connect_timeout)
-            chan.settimeout(cmd.timeout)
-            chan.exec_command(cmd.shell())
-            if cmd.stdin:
-                chan.sendall(cmd.stdin)
-            while data := source.read(chunk):
+            while source is not None and (data := source.read(chunk)):
                 chan.sendall(data)
             chan.shutdown_write()
             return _collect(chan, cmd.timeout)
         except (socket.timeout, TimeoutError):
             raise HostError(f"timed out after {cmd.timeout:.0f}s: {cmd.display()}") from None
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise HostError(f"connection lost while streaming to {cmd.argv[0]}: {exc}") from None
+            raise HostError(f"connection lost while running {cmd.argv[0]}: {exc or type(exc).__name__}") from None
 
     def close(self) -> None:
         if self._conn is not None:

@@ -180,3 +180,25 @@ def test_smoke_test_with_an_existing_image(lab):
     assert r.returncode == 0, r.stdout
     assert "tagged swarm-registry-lab/registry:2 as" in r.stdout
     assert statuses(r.stdout, "pull") == {"node2": "ok", "node3": "ok"}
+
+
+def test_image_missing_on_the_node_is_streamed_from_this_machine(lab, tmp_path):
+    """Air-gapped path: the node lacks the image, this machine has it: docker save | docker load over SSH."""
+    tag = "swarm-registry-lab/registry:streamed"
+    subprocess.run(["docker", "tag", "swarm-registry-lab/registry:2", tag], check=True)
+    node_exec(1, "docker", "rmi", tag)
+    data = yaml.safe_load(lab.read_text())
+    data["registry"]["image"] = tag
+    cfg = tmp_path / "streamed.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    try:
+        r = run("inv", "setup", config=cfg, env={"REGISTRY_PASSWORD": PASSWORD})
+        assert r.returncode == 0, r.stdout
+        assert statuses(r.stdout, "image") == {"node1": "changed"} and "streamed" in r.stdout
+        assert node_exec(1, "docker", "image", "inspect", tag).returncode == 0
+        again = run("inv", "setup", config=cfg, env={"REGISTRY_PASSWORD": PASSWORD})
+        assert statuses(again.stdout, "image") == {"node1": "ok"}  # same image ID: not sent again
+    finally:
+        assert run("inv", "setup", config=lab, env={"REGISTRY_PASSWORD": PASSWORD}).returncode == 0
+        node_exec(1, "docker", "rmi", tag)
+        subprocess.run(["docker", "rmi", tag], capture_output=True)
