@@ -124,7 +124,7 @@ class Setup:
         if self.check:
             return self.would("create data/auth directories")
         for cmd in todo:
-            self._must(session.run(cmd), "create directories")
+            session.run(cmd).expect_ok("create directories")
         return CHANGED, f"created/fixed {self.s.registry.data_dir}, {self.s.registry.auth_dir} (0700)"
 
     def upload_htpasswd(self, session):
@@ -135,7 +135,7 @@ class Setup:
         if self.check:
             return self.would("upload htpasswd")
         path = f"{self.s.registry.auth_dir}/htpasswd"
-        self._must(session.run(commands.converge_file(path, self.htpasswd, 0o600, secret=True)), "upload htpasswd")
+        session.run(commands.converge_file(path, self.htpasswd, 0o600, secret=True)).expect_ok("upload htpasswd")
         return CHANGED, f"uploaded {path} (0600)"
 
     def secrets(self, session):
@@ -147,7 +147,7 @@ class Setup:
         if self.check:
             return self.would(f"create secrets {', '.join(n for n, _ in missing)}")
         for name, data in missing:
-            self._must(session.run(commands.secret_create(name, data, self.s.registry.stack)), f"create secret {name}")
+            session.run(commands.secret_create(name, data, self.s.registry.stack)).expect_ok(f"create secret {name}")
         return CHANGED, f"created {', '.join(n for n, _ in missing)} (content on stdin)"
 
     def label(self, session):
@@ -156,7 +156,7 @@ class Setup:
             return OK, f"node label {key}=true present"
         if self.check:
             return self.would(f"label node {self.s.registry_host.node_name} {key}=true")
-        self._must(session.run(commands.node_label_add(self.s.registry_host.node_name, key)), "label the node")
+        session.run(commands.node_label_add(self.s.registry_host.node_name, key)).expect_ok("label the node")
         return CHANGED, f"labelled {self.s.registry_host.node_name} {key}=true"
 
     def image(self, session):
@@ -173,7 +173,7 @@ class Setup:
             save.wait()
         if save.returncode != 0:
             return FAILED, f"docker save {self.s.registry.image} failed on this machine (exit {save.returncode})"
-        self._must(res, "docker load")
+        res.expect_ok("docker load")
         return CHANGED, f"streamed {self.s.registry.image} ({self.image_source[:19]}) to the node"
 
     def compose_file(self, session):
@@ -187,8 +187,7 @@ class Setup:
             return OK, "compose file up to date"
         if self.check:
             return self.would(f"write {facts_op.compose_path(self.s)}")
-        self._must(session.run(commands.converge_file(facts_op.compose_path(self.s), self.stack, 0o644)),
-                   "write the compose file")
+        session.run(commands.converge_file(facts_op.compose_path(self.s), self.stack, 0o644)).expect_ok("write the compose file")
         return CHANGED, f"wrote {facts_op.compose_path(self.s)}"
 
     def deploy(self, session):
@@ -206,10 +205,10 @@ class Setup:
             cmd = commands.Command(("docker", "stack", "deploy", "--with-registry-auth", "--resolve-image",
                                     self.s.registry.resolve_image, "--compose-file", "-", self.s.registry.stack),
                                    stdin=self.stack, timeout=300)
-            self._must(session.run(cmd), "docker stack deploy")
+            session.run(cmd).expect_ok("docker stack deploy")
             if not self.restart_needed or not self.facts[self.mgr].service_exists:
                 return CHANGED, f"deployed stack {self.s.registry.stack}"
-        self._must(session.run(commands.service_force_update(self.s.registry.service)), "restart the registry")
+        session.run(commands.service_force_update(self.s.registry.service)).expect_ok("restart the registry")
         return CHANGED, f"deployed and restarted {self.s.registry.service} (it reads htpasswd only at start)"
 
     def _wait_for_old_networks(self, session, timeout: float = 30.0) -> None:
@@ -310,13 +309,6 @@ class Setup:
                 and not login_op.plain_auth(f.docker_config, r.endpoint)):
             return OK, f"already logged in to {r.endpoint} as {r.login_user}"
         return login_op.login_step(session, r.endpoint, r.login_user, self.password, self.check)
-
-    @staticmethod
-    def _must(res, what: str) -> None:
-        if not res.ok:
-            from .remote.session import HostError
-
-            raise HostError(f"{what} failed: {res.error()}")
 
     # -- the run ----------------------------------------------------------------------------
 

@@ -60,36 +60,29 @@ def smoke_test(settings: Settings, out: Out, *, password: str, image: str | None
                 return status, f"{msg} ({time.monotonic() - t0:.1f}s)"
             return step
 
-        def must(res, what):
-            if not res.ok:
-                from .remote.session import HostError
-
-                raise HostError(f"{what}: {res.error()}")
-            return res.stdout.strip()
-
         @timed
         def build(session):
             if image is None:
-                must(session.run(commands.image_build(ref, build_context(token))), "docker build")
+                session.run(commands.image_build(ref, build_context(token))).expect_ok("docker build")
                 return CHANGED, f"built {ref} from scratch (token {token})"
-            must(session.run(commands.image_pull_if_missing(image)), f"get {image}")
-            must(session.run(commands.image_tag(image, ref)), "docker tag")
+            session.run(commands.image_pull_if_missing(image)).expect_ok(f"get {image}")
+            session.run(commands.image_tag(image, ref)).expect_ok("docker tag")
             return CHANGED, f"tagged {image} as {ref}"
 
         @timed
         def push(session):
-            digests = must(session.run(commands.image_push(ref)), "docker push").split()
+            digests = session.run(commands.image_push(ref)).expect_ok("docker push").split()
             mine = [d for d in digests if d.startswith(f"{r.endpoint}/{repo}@")]
             if not mine:
                 return FAILED, f"pushed, but docker reported no digest for {r.endpoint}/{repo}"
             state["digest"] = mine[0].split("@", 1)[1]
-            must(session.run(commands.image_remove([ref])), "docker rmi")
-            state["id"] = must(session.run(commands.image_pull(ref)), "docker pull (back on the same node)")
+            session.run(commands.image_remove([ref])).expect_ok("docker rmi")
+            state["id"] = session.run(commands.image_pull(ref)).expect_ok("docker pull (back on the same node)")
             return CHANGED, f"pushed {state['digest'][:19]}..., removed, pulled back"
 
         @timed
         def pull(session):
-            got = must(session.run(commands.image_pull(ref)), "docker pull")
+            got = session.run(commands.image_pull(ref)).expect_ok("docker pull")
             if got != state.get("id"):
                 return FAILED, f"pulled image ID {got[:19]} differs from {str(state.get('id'))[:19]}"
             return OK, f"pulled, same image ID {got[:19]}"

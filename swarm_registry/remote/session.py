@@ -43,6 +43,12 @@ class Output:
     def ok(self) -> bool:
         return self.rc == 0
 
+    def expect_ok(self, what: str) -> str:
+        """stdout (stripped) when the command succeeded; else HostError '<what> failed: <last error line>'."""
+        if not self.ok:
+            raise HostError(f"{what} failed: {self.error()}")
+        return self.stdout.strip()
+
     def error(self) -> str:
         """The last non-empty stderr line (or stdout's), for a one-line message."""
         for text in (self.stderr, self.stdout):
