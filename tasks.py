@@ -131,9 +131,11 @@ def setup(c, check=False, password_stdin=False):
 @task(help={"password_stdin": "read login_user's password from stdin (to count repositories)"})
 @cli.handles_errors
 def status(c, password_stdin=False):
-    """Per host: reachable, swarm role, trusts the current cert, logged in; then the registry:
-    service state and node, task, certificate subject and days to expiry (warning under
-    renew_before_days), number of users and (with a password) of repositories."""
+    """Show each node (reachable, swarm role, trusts the current cert, logged in) and the registry.
+
+    For the registry: service state and node, task, certificate subject and days to expiry
+    (a warning under renew_before_days), number of users and, with a password, of repositories.
+    """
     from swarm_registry import maintain
 
     settings = cli.load_settings()
