@@ -9,10 +9,14 @@ fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
   systemctl start docker || true
 fi
-if ! docker info >/dev/null 2>&1 && ! pgrep -x dockerd >/dev/null; then
+pidfile=/var/run/docker.pid
+running() {  # the dockerd named by the pid file is alive (pgrep would also see dockerds inside containers)
+  [ -s "$pidfile" ] && [ "$(cat "/proc/$(cat "$pidfile")/comm" 2>/dev/null)" = dockerd ]
+}
+if ! docker info >/dev/null 2>&1 && ! running; then
   # A dockerd that was killed (not stopped) leaves its pid files behind, and a new one then
-  # refuses to start ("pid file found"): no dockerd runs, so they are stale.
-  rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
+  # refuses to start ("pid file found"): none of ours runs, so they are stale.
+  rm -f "$pidfile" /var/run/docker/containerd/containerd.pid
   log=/var/log/swarm-registry-dockerd.log
   echo "dockerd: starting (storage driver vfs, log $log)"
   nohup dockerd --storage-driver=vfs >"$log" 2>&1 &
