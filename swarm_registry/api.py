@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 import requests
 from requests.adapters import HTTPAdapter
 
+from .certs import anchor_path
 from .probe import connect_address
 from .settings import Settings
 
@@ -48,7 +49,7 @@ class RegistryClient:
         self.base = f"https://{address}:{r.port}"
         self.session = requests.Session()
         # passed on every request: a session default loses to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE in the env
-        self.verify = str(settings.state_dir / ("ca.crt" if settings.cert.mode == "ca" else f"{r.host}.crt"))
+        self.verify = str(anchor_path(settings))
         self.session.headers["Host"] = r.endpoint
         if address != r.host:
             self.session.mount(self.base, _NamedHostAdapter(r.host))

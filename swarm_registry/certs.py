@@ -36,6 +36,11 @@ def server_files(settings: Settings) -> tuple[str, str]:
     return f"{settings.registry.host}.key", f"{settings.registry.host}.crt"
 
 
+def anchor_path(settings: Settings):
+    """The state file nodes and this machine verify the registry with: ca.crt, or the self-signed cert."""
+    return settings.state_dir / ("ca.crt" if settings.cert.mode == "ca" else server_files(settings)[1])
+
+
 def server_names(settings: Settings) -> list[str]:
     return list(dict.fromkeys([settings.registry.host, *settings.cert.alt_names]))
 

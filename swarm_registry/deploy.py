@@ -13,7 +13,7 @@ import subprocess
 import time
 from typing import Callable
 
-from . import certs, commands, htpasswd, probe, render
+from . import certs, commands, htpasswd, pki, probe, render
 from .operations import setup as facts_op
 from .operations import trust_cert as trust_op
 from .results import CHANGED, FAILED, OK, SKIPPED
@@ -72,7 +72,7 @@ class Setup:
         return CHANGED, f"would {what}"
 
     def anchor_file(self) -> str:
-        return str(self.s.state_dir / ("ca.crt" if self.s.cert.mode == "ca" else f"{self.s.registry.host}.crt"))
+        return str(certs.anchor_path(self.s))
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -232,6 +232,7 @@ class Setup:
         deadline = time.monotonic() + timeout
         start, last_seen, last_error = time.monotonic(), "", ""
         facts = self.facts[self.mgr] if not (self.deploy_needed or self.restart_needed) else None
+        ours = pki.inspect(self.bundle.server_cert).sha256  # the certificate the new task must serve
         while True:
             if facts is None:
                 tasks = facts_op.parse_tasks(session.run(commands.service_tasks(reg.service)).stdout)
@@ -248,10 +249,10 @@ class Setup:
             if running:
                 try:
                     anon = probe.get(reg.host, reg.port, "/v2/", self.anchor_file(), address=address)
-                    if anon.cert_sha256 == certs_sha(self.bundle.server_cert) and anon.status == 401:
+                    if anon.cert_sha256 == ours and anon.status == 401:
                         return self._auth_check(address, anon, time.monotonic() - start)
                     last_error = f"/v2/ answered {anon.status} with " + (
-                        "our certificate" if anon.cert_sha256 == certs_sha(self.bundle.server_cert) else "an older certificate")
+                        "our certificate" if anon.cert_sha256 == ours else "an older certificate")
                 except probe.ProbeError as exc:
                     last_error = str(exc)
             if self.ex.cancelled.is_set():
@@ -349,12 +350,6 @@ class Setup:
                 ex.step("login", self.login)
         self.out(ex.run.recap())
         return ex.run.exit_code()
-
-
-def certs_sha(cert_pem: bytes) -> str:
-    from . import pki
-
-    return pki.inspect(cert_pem).sha256
 
 
 def setup(settings: Settings, out: Out, *, check: bool = False, dry: bool = False, password: str | None = None,

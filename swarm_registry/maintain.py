@@ -130,7 +130,7 @@ def registry_lines(settings: Settings, mgr_status, password: str | None) -> list
     except htpasswd.HtpasswdError:
         users = "?"
     lines.append(f"  users: {users}")
-    anchor = state.file("ca.crt" if settings.cert.mode == "ca" else f"{r.host}.crt")
+    anchor = certs.anchor_path(settings)
     if password is None:
         lines.append("  repositories: not counted (no password: env REGISTRY_PASSWORD)")
     elif running and anchor.exists():
