@@ -5,7 +5,8 @@ Settings: config/cluster.yaml, or the file named by env SWARM_REGISTRY_CONFIG.
 """
 from invoke import Collection, task
 
-from swarm_registry import cli, jobs
+from swarm_registry import cli
+from swarm_registry.jobs import local as jobs
 
 
 @task(help={"show": "print the resolved settings (defaults applied) as YAML"})
@@ -32,11 +33,11 @@ APPLY_HELP = "then run setup: upload htpasswd and restart the registry (it reads
 
 
 def _apply(c, settings, changed: bool) -> int:
-    from swarm_registry import deploy
+    from swarm_registry.jobs.setup import setup
 
     cli.out("users: applying to the running registry with setup" if changed else "users: nothing changed; "
             "checking the registry with setup")
-    return deploy.setup(settings, cli.out, dry=cli.is_dry(c), sudo_password=cli.sudo_password(c))
+    return setup(settings, cli.out, mode=cli.mode(c), sudo_password=cli.sudo_password(c))
 
 
 @task(help={"name": "registry user name (letters, digits, _ . @ -)",
@@ -100,9 +101,7 @@ def trust_cert(c, check=False, hosts="nodes"):
     Mode ca installs the CA; mode self-signed the server certificate. Unchanged content
     is left alone (ok). `inv --dry trust-cert` prints the commands and connects to nothing.
     """
-    settings = cli.load_settings()
-    return jobs.trust_cert(settings, settings.select([hosts]), cli.out, check=check, dry=cli.is_dry(c),
-                           sudo_password=cli.sudo_password(c))
+    return cli.trust_cert(c, [hosts], check)
 
 
 @task(help={"check": "preflight and facts only: print what would change, change nothing",
@@ -120,12 +119,11 @@ def setup(c, check=False, password_stdin=False):
     the login and the authenticated check) comes from env REGISTRY_PASSWORD, --password-stdin,
     or a hidden prompt on a terminal; without one, those two steps are skipped.
     """
-    from swarm_registry import deploy
+    from swarm_registry.jobs.setup import setup as job
 
     settings = cli.load_settings()
     password = cli.optional_password(settings.registry.login_user, from_stdin=password_stdin, prompt=True)
-    return deploy.setup(settings, cli.out, check=check, dry=cli.is_dry(c), password=password,
-                        sudo_password=cli.sudo_password(c))
+    return job(settings, cli.out, mode=cli.mode(c, check), password=password, sudo_password=cli.sudo_password(c))
 
 
 @task(help={"password_stdin": "read login_user's password from stdin (to count repositories)"})
@@ -136,7 +134,7 @@ def status(c, password_stdin=False):
     For the registry: service state and node, task, certificate subject and days to expiry
     (a warning under renew_before_days), number of users and, with a password, of repositories.
     """
-    from swarm_registry import maintain
+    from swarm_registry.jobs import maintain
 
     settings = cli.load_settings()
     password = cli.optional_password(settings.registry.login_user, from_stdin=password_stdin)
@@ -154,7 +152,7 @@ def teardown(c, purge_data=False, yes=False, check=False):
     (or takes --yes). Running it again is harmless. `inv setup` brings the registry back
     with the data that was kept.
     """
-    from swarm_registry import maintain
+    from swarm_registry.jobs import maintain
 
     return maintain.teardown(cli.load_settings(), cli.out, purge_data=purge_data, yes=yes, check=check,
                              dry=cli.is_dry(c), sudo_password=cli.sudo_password(c))
@@ -169,7 +167,7 @@ def renew_cert(c, check=False, password_stdin=False):
     In mode ca the nodes' trust is unchanged; in mode self-signed every node is re-trusted.
     Pushed images stay pullable, and no new login is needed.
     """
-    from swarm_registry import maintain
+    from swarm_registry.jobs import maintain
 
     settings = cli.load_settings()
     password = cli.optional_password(settings.registry.login_user, from_stdin=password_stdin)
@@ -188,9 +186,7 @@ def credential_helper(c, check=False, hosts="nodes"):
     The GPG key has no passphrase by default (see README); config.json gets
     "credsStore": "pass" with every other key kept. A second run changes nothing.
     """
-    settings = cli.load_settings()
-    return jobs.credential_helper(settings, settings.select([hosts]), cli.out, check=check, dry=cli.is_dry(c),
-                                  sudo_password=cli.sudo_password(c))
+    return cli.credential_helper(c, [hosts], check)
 
 
 @task(help={"check": "report what would change, change nothing",
@@ -204,10 +200,7 @@ def login(c, check=False, password_stdin=False, hosts="nodes"):
     credential ends up in pass (docker-credential-pass), never in config.json: checked after
     login on each node. Already logged in with the same credentials: ok.
     """
-    settings = cli.load_settings()
-    password = cli.read_password(settings.registry.login_user, from_stdin=password_stdin, confirm=False)
-    return jobs.login(settings, settings.select([hosts]), cli.out, password=password, check=check,
-                      dry=cli.is_dry(c), sudo_password=cli.sudo_password(c))
+    return cli.login(c, [hosts], check, password_stdin)
 
 
 @task(help={"check": "report what would change, change nothing",
@@ -215,9 +208,7 @@ def login(c, check=False, password_stdin=False, hosts="nodes"):
 @cli.handles_errors
 def logout(c, check=False, hosts="nodes"):
     """`docker logout` from the registry on every node (the credential is removed from pass)."""
-    settings = cli.load_settings()
-    return jobs.login(settings, settings.select([hosts]), cli.out, password=None, logout=True, check=check,
-                      dry=cli.is_dry(c), sudo_password=cli.sudo_password(c))
+    return cli.login(c, [hosts], check, False, logout=True)
 
 
 @task(help={"image": "push this image (pulled on the node if missing) instead of building one from scratch",
@@ -230,7 +221,7 @@ def smoke_test(c, image=None, keep=False, password_stdin=False):
     Needs every node logged in (inv setup or inv login). Each step prints its result and
     time; a failure names the step, the node and the error, and exits non-zero.
     """
-    from swarm_registry import smoke
+    from swarm_registry.jobs import smoke
     from swarm_registry.validators import Invalid, image_ref
 
     settings = cli.load_settings()
@@ -248,8 +239,8 @@ def smoke_test(c, image=None, keep=False, password_stdin=False):
 @cli.handles_errors
 def catalog(c, tags=False, password_stdin=False):
     """List the registry's repositories (and tags) through its API, TLS-verified against our CA, paginated."""
-    from swarm_registry import smoke
-    from swarm_registry.api import RegistryError
+    from swarm_registry.jobs import smoke
+    from swarm_registry.registry_http import RegistryError
 
     settings = cli.load_settings()
     password = cli.read_password(settings.registry.login_user, from_stdin=password_stdin, confirm=False)
@@ -264,7 +255,7 @@ def catalog(c, tags=False, password_stdin=False):
 @cli.handles_errors
 def up(c, nodes=3):
     """Start the local lab: N containers with their own sshd and dockerd, forming a swarm; writes config/lab.yaml."""
-    from swarm_registry import lab
+    from devtools import lab
 
     try:
         path = lab.up(nodes=int(nodes), out=cli.out)
@@ -278,7 +269,7 @@ def up(c, nodes=3):
 @cli.handles_errors
 def down(c, purge=False):
     """Remove the local lab: containers, network, volumes, hosts line, keys and config/lab.yaml."""
-    from swarm_registry import lab
+    from devtools import lab
 
     try:
         lab.down(purge=purge, out=cli.out)

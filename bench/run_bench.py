@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.sshd_hosts import SshdHosts  # noqa: E402
+from devtools.sshd_hosts import SshdHosts  # noqa: E402
 
 BENCH = ROOT / "bench"
 WORK = BENCH / ".work"
@@ -504,7 +504,7 @@ def main() -> int:
         "",
         "## Method",
         "",
-        f"- Hosts: N plain sshd servers on 127.0.0.1 (tests/support/sshd_hosts.py), each with a private "
+        f"- Hosts: N plain sshd servers on 127.0.0.1 (devtools/sshd_hosts.py), each with a private "
         f"/etc/docker. Job: make `{CERTS_DIR}/ca.crt` (dir 0755, file 0644) hold the CA certificate.",
         "- **first**: every host's certs.d removed before each timed run; **rerun**: already in place "
         "(this project and Ansible then change nothing; the floor and minimal Fabric always rewrite).",

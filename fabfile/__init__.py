@@ -12,29 +12,25 @@ from fabric import task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project root holds swarm_registry/
 
-from swarm_registry import cli, jobs
+from swarm_registry import cli
 
 from .hosts import once_for_all_hosts
 
 
-@task(help={"check": "read each node's state and report what would change; change nothing"})
+@task(help={"check": cli.HELP["check"]})
 @cli.handles_errors
 @once_for_all_hosts
 def trust_cert(c, hosts, check=False):
     """Make the -H hosts' docker trust the registry (certs.d/HOST:PORT/ca.crt), then verify TLS from each."""
-    settings = cli.load_settings()
-    return jobs.trust_cert(settings, settings.select(hosts), cli.out, check=check, dry=cli.is_dry(c),
-                           sudo_password=cli.sudo_password(c))
+    return cli.trust_cert(c, hosts, check)
 
 
-@task(help={"check": "read each node's state and report what would change; change nothing"})
+@task(help={"check": cli.HELP["check"]})
 @cli.handles_errors
 @once_for_all_hosts
 def install_credential_helper(c, hosts, check=False):
     """Install pass + docker-credential-pass, a GPG key and `pass init` on the -H hosts; credsStore in config.json."""
-    settings = cli.load_settings()
-    return jobs.credential_helper(settings, settings.select(hosts), cli.out, check=check, dry=cli.is_dry(c),
-                                  sudo_password=cli.sudo_password(c))
+    return cli.credential_helper(c, hosts, check)
 
 
 @task(help={"check": "report what would change, change nothing",
@@ -43,17 +39,12 @@ def install_credential_helper(c, hosts, check=False):
 @once_for_all_hosts
 def login(c, hosts, check=False, password_stdin=False):
     """`docker login` on the -H hosts as registry.login_user (password: prompt, env REGISTRY_PASSWORD or stdin)."""
-    settings = cli.load_settings()
-    password = cli.read_password(settings.registry.login_user, from_stdin=password_stdin, confirm=False)
-    return jobs.login(settings, settings.select(hosts), cli.out, password=password, check=check, dry=cli.is_dry(c),
-                      sudo_password=cli.sudo_password(c))
+    return cli.login(c, hosts, check, password_stdin)
 
 
-@task(help={"check": "report what would change, change nothing"})
+@task(help={"check": cli.HELP["check"]})
 @cli.handles_errors
 @once_for_all_hosts
 def logout(c, hosts, check=False):
     """`docker logout` from the registry on the -H hosts."""
-    settings = cli.load_settings()
-    return jobs.login(settings, settings.select(hosts), cli.out, password=None, logout=True, check=check,
-                      dry=cli.is_dry(c), sudo_password=cli.sudo_password(c))
+    return cli.login(c, hosts, check, False, logout=True)

@@ -53,11 +53,18 @@ def load_settings():
 
 
 def is_dry(c) -> bool:
-    """True under `inv --dry` / `fab --dry`: print commands, connect to nothing."""
+    """True under `inv --dry` / `fab --dry`: read the facts, print every command of the plan, change nothing."""
     try:
         return bool(c.config.run.dry)
     except AttributeError:
         return False
+
+
+def mode(c, check: bool = False) -> str:
+    """run, check (--check: print what would change) or dry (inv --dry: print every command)."""
+    from .jobs.runner import mode_of
+
+    return mode_of(check, is_dry(c))
 
 
 def sudo_password(c) -> str | None:
@@ -102,3 +109,36 @@ def check_user_name(user: str) -> str:
         return validators.registry_user(user)
     except validators.Invalid as exc:
         raise SettingsError([f"user name {user!r}: must be {exc}"]) from None
+
+
+# --- task bodies shared by inv (tasks.py) and fab (fabfile/): parse, call, print -----------------
+
+HELP = {
+    "check": "read each host's facts and print what would change; change nothing",
+    "hosts": "comma-separated hosts or groups (nodes, managers, workers, registry); default: nodes",
+    "password_stdin": "read login_user's password from the first line of stdin",
+}
+
+
+def trust_cert(c, hosts: list[str], check: bool) -> int:
+    from .jobs.trust import trust_cert as job
+
+    settings = load_settings()
+    return job(settings, settings.select(hosts), out, mode=mode(c, check), sudo_password=sudo_password(c))
+
+
+def credential_helper(c, hosts: list[str], check: bool) -> int:
+    from .jobs.credentials import credential_helper as job
+
+    settings = load_settings()
+    return job(settings, settings.select(hosts), out, mode=mode(c, check), sudo_password=sudo_password(c))
+
+
+def login(c, hosts: list[str], check: bool, password_stdin: bool, logout: bool = False) -> int:
+    from .jobs.login import login as job
+
+    settings = load_settings()
+    password = None if logout else read_password(settings.registry.login_user, from_stdin=password_stdin,
+                                                 confirm=False)
+    return job(settings, settings.select(hosts), out, password=password, logout=logout, mode=mode(c, check),
+               sudo_password=sudo_password(c))

@@ -1,12 +1,14 @@
-"""Typed builders for every remote command: argv lists, shell-quoted only at the edge.
+"""`Command`: one remote command as argv, its stdin and whether that stdin is secret; its builders.
 
-A `Command` holds its argv, the bytes it reads on stdin (if any) and whether those bytes
-are secret. Secrets travel only on stdin, never in argv, and `display()` redacts them, so
-`--dry` output and logs are safe to share. Nothing here talks to a host.
+Secrets travel only on stdin, never in argv, and `display()` redacts them, so `--dry` output and
+logs are safe to share. Scripts from files/scripts/ run as `sh -c TEXT NAME VALUE...`: TEXT is a
+header that names the values, then lib.sh, every fact snippet (files/scripts/facts/*.sh: shell
+functions), then the script itself. Nothing here talks to a host; nothing here is unused.
 """
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +19,7 @@ SCRIPTS_DIR = PROJECT_ROOT / "files" / "scripts"
 CERTS_D = "/etc/docker/certs.d"
 SHA_LABEL = "io.swarm-registry.sha256"
 MANAGED_LABEL = "io.swarm-registry.stack"
+_VAR = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -31,20 +34,46 @@ class Command:
         return shlex.join(self.argv)
 
     def display(self) -> str:
-        """What may be shown or logged: long scripts abbreviated, secret stdin redacted."""
+        """What may be shown or logged: a script by its file name and named values, secrets redacted."""
         shown = list(self.argv)
         if shown[:2] == ["sh", "-c"] and len(shown) > 3:
-            shown[2] = f"<files/scripts/{shown[3]}.sh>"
-        text = shlex.join(shown)
+            names = _header_names(shown[2])
+            values = shown[4:]
+            text = f"<files/scripts/{shown[3]}.sh> " + " ".join(
+                f"{n}={shlex.quote(v)}" for n, v in zip(names, values))
+        else:
+            text = shlex.join(shown)
         if self.stdin is not None:
             text += f"  < [{len(self.stdin)} bytes on stdin{', secret, redacted' if self.secret else ''}]"
-        return text
+        return text.rstrip()
+
+
+def _header_names(text: str) -> list[str]:
+    first = text.split("\n", 1)[0]
+    return re.findall(r'([a-z_][a-z0-9_]*)="\$\{\d+\}"', first)
 
 
 @lru_cache(maxsize=None)
-def script(name: str) -> str:
-    """A shell script from files/scripts/, run as `sh -c SCRIPT NAME ARGS...`."""
+def _library() -> str:
+    parts = [(SCRIPTS_DIR / "lib.sh").read_text(encoding="utf-8")]
+    parts += [p.read_text(encoding="utf-8") for p in sorted((SCRIPTS_DIR / "facts").glob("*.sh"))]
+    return "\n".join(parts)
+
+
+@lru_cache(maxsize=None)
+def _body(name: str) -> str:
     return (SCRIPTS_DIR / f"{name}.sh").read_text(encoding="utf-8")
+
+
+def script(name: str, values: dict[str, str], *, stdin: bytes | None = None, secret: bool = False,
+           timeout: float = 120.0) -> Command:
+    """files/scripts/NAME.sh with the shell variables `values` (names: lower-case identifiers)."""
+    for key in values:
+        if not _VAR.fullmatch(key):
+            raise ValueError(f"script variable {key!r}")
+    header = " ".join(f'{key}="${{{i}}}"' for i, key in enumerate(values, 1))
+    text = f"{header}\n{_library()}\n{_body(name)}"
+    return Command(("sh", "-c", text, name, *(str(v) for v in values.values())), stdin, secret, timeout)
 
 
 def sha256(data: bytes) -> str:
@@ -65,27 +94,21 @@ def make_dirs(paths: list[str], mode: int = 0o755) -> Command:
     return Command(("install", "-d", "-m", _mode(mode), "--", *paths))
 
 
-def converge_file(path: str, data: bytes, mode: int = 0o644, *, check: bool = False, secret: bool = False) -> Command:
-    """Make `path` hold `data` with `mode`, written to a temp name and renamed; prints state=ok|changed."""
-    return Command(("sh", "-c", script("converge-file"), "converge-file", path, _mode(mode), sha256(data),
-                    "check" if check else "apply"), stdin=data, secret=secret)
+def converge_file(path: str, data: bytes, mode: int = 0o644, *, secret: bool = False) -> Command:
+    """Make `path` hold `data` with `mode` (temp name, verified, renamed); prints state=ok|changed."""
+    return script("converge-file", {"path": path, "mode": _mode(mode), "sha": sha256(data)}, stdin=data,
+                  secret=secret)
 
 
 def certs_dir(endpoint: str) -> str:
     return f"{CERTS_D}/{endpoint}"
 
 
-def trust_cert(endpoint: str, anchor: bytes, *, check: bool = False) -> Command:
-    """Install `anchor` as /etc/docker/certs.d/ENDPOINT/ca.crt (0644, dir 0755) and verify the registry with it."""
-    return Command(("sh", "-c", script("trust-cert"), "trust-cert", certs_dir(endpoint), endpoint, sha256(anchor),
-                    "check" if check else "apply"), stdin=anchor)
-
-
 def remove_paths(paths: list[str]) -> Command:
     return Command(("rm", "-rf", "--", *paths))
 
 
-# --- swarm secrets --------------------------------------------------------------------------
+# --- swarm ----------------------------------------------------------------------------------
 
 
 def secret_create(name: str, data: bytes, stack: str) -> Command:
@@ -94,17 +117,8 @@ def secret_create(name: str, data: bytes, stack: str) -> Command:
                     "--label", f"{MANAGED_LABEL}={stack}", name, "-"), stdin=data, secret=True)
 
 
-def secret_list(stack: str) -> Command:
-    """Secrets this tool made for `stack`: lines 'NAME<TAB>CREATED'."""
-    return Command(("docker", "secret", "ls", "--filter", f"label={MANAGED_LABEL}={stack}",
-                    "--format", "{{.Name}}\t{{.CreatedAt}}"))
-
-
 def secret_remove(names: list[str]) -> Command:
     return Command(("docker", "secret", "rm", *names))
-
-
-# --- nodes and services ---------------------------------------------------------------------
 
 
 def node_label_add(node: str, label: str) -> Command:
@@ -115,46 +129,10 @@ def node_label_remove(node: str, label: str) -> Command:
     return Command(("docker", "node", "update", "--label-rm", label, node))
 
 
-def node_labels(node: str) -> Command:
-    return Command(("docker", "node", "inspect", "--format", "{{json .Spec.Labels}}", node))
-
-
-def stack_deploy(compose_file: str, stack: str, resolve_image: str = "always") -> Command:
-    return Command(("docker", "stack", "deploy", "--with-registry-auth", "--resolve-image", resolve_image,
-                    "--compose-file", compose_file, stack), timeout=300)
-
-
-def stack_remove(stack: str) -> Command:
-    return Command(("docker", "stack", "rm", stack))
-
-
-def stack_networks(stack: str) -> Command:
-    """Names of the networks `docker stack deploy` made for `stack` (one per line)."""
-    return Command(("docker", "network", "ls", "--filter", f"label=com.docker.stack.namespace={stack}",
-                    "--format", "{{.Name}}"))
-
-
-def service_tasks(service: str) -> Command:
-    """Tasks of a service: 'ID<TAB>NODE<TAB>DESIRED<TAB>CURRENT<TAB>ERROR' lines, newest first."""
-    return Command(("docker", "service", "ps", "--no-trunc", "--format",
-                    "{{.ID}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}", service))
-
-
-def service_force_update(service: str) -> Command:
-    return Command(("docker", "service", "update", "--force", "--detach", service), timeout=300)
-
-
-# --- login ----------------------------------------------------------------------------------
-
-
-def login(endpoint: str, user: str, password: str) -> Command:
-    """`docker login --password-stdin`: the password only ever on stdin."""
-    return Command(("docker", "login", "--username", user, "--password-stdin", endpoint),
-                   stdin=password.encode("utf-8"), secret=True)
-
-
-def logout(endpoint: str) -> Command:
-    return Command(("docker", "logout", endpoint))
+def stack_deploy(stack: str, service: str, stack_file: bytes, resolve_image: str) -> Command:
+    """files/scripts/deploy.sh: `docker stack deploy -c -` with the stack file on stdin."""
+    return script("deploy", {"stack": stack, "service": service, "resolve_image": resolve_image},
+                  stdin=stack_file, timeout=300)
 
 
 # --- privilege --------------------------------------------------------------------------------

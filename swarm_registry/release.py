@@ -112,3 +112,8 @@ def extract_binary(data: bytes, origin: str = "the release") -> bytes:
     if not binary:
         raise ReleaseError(f"credential helper release {origin}: {BINARY_NAME} in the archive is empty")
     return binary
+
+
+def helper_binary(settings: Settings) -> bytes | None:
+    """With credential_helper.source: release, the verified binary (downloaded once, cached); else None."""
+    return fetch_binary(settings) if settings.credential_helper.source == "release" else None

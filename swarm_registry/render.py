@@ -9,6 +9,7 @@ secret names and nothing else. The environment is a mapping: the recipe's list f
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 import yaml
@@ -18,6 +19,8 @@ from .settings import Settings
 CONTAINER_PORT = 5000
 CERT_TARGET = "registry.crt"
 KEY_TARGET = "registry.key"
+SPEC_LABEL = "io.swarm-registry.spec"          # sha256 of the rendered spec: its identity on the swarm
+HTPASSWD_LABEL = "io.swarm-registry.htpasswd"  # sha256 of htpasswd: a new one rolls the task
 HEADER = "# Rendered by swarm_registry from the settings; changes here are overwritten on the next deploy.\n"
 
 
@@ -41,8 +44,11 @@ def secret_names(settings: Settings, cert_pem: bytes, key_pem: bytes) -> SecretN
     return SecretNames(cert=secret_name(f"{host}.crt", cert_pem), key=secret_name(f"{host}.key", key_pem))
 
 
-def stack(settings: Settings, secrets: SecretNames) -> dict:
-    """The compose document as a dict (what `render_stack` dumps)."""
+def stack(settings: Settings, secrets: SecretNames, htpasswd_sha: str = "") -> dict:
+    """The compose document as a dict (what `render_stack` dumps). The service and its container
+    carry the spec's sha256 (SPEC_LABEL), so what runs can be told apart from what is wanted by
+    reading the swarm; the container also carries htpasswd's sha256, so a new htpasswd (which
+    the registry reads only at start) makes a new spec and a new task."""
     r = settings.registry
     environment = {
         "REGISTRY_AUTH": "htpasswd",
@@ -73,13 +79,42 @@ def stack(settings: Settings, secrets: SecretNames) -> dict:
             "restart_policy": {"condition": "any"},
         },
     }
-    return {
+    service["labels"] = {HTPASSWD_LABEL: htpasswd_sha}
+    doc = {
         "version": "3.7",
         "services": {"registry": service},
         "secrets": {secrets.cert: {"external": True}, secrets.key: {"external": True}},
     }
+    digest = spec_hash(doc)
+    service["labels"][SPEC_LABEL] = digest
+    service["deploy"]["labels"] = {SPEC_LABEL: digest}
+    return doc
 
 
-def render_stack(settings: Settings, secrets: SecretNames) -> bytes:
-    body = yaml.safe_dump(stack(settings, secrets), sort_keys=False, default_flow_style=False)
+def spec_hash(doc: dict) -> str:
+    return sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+
+
+def wanted_view(doc: dict) -> dict:
+    """What `facts.service_view` must read back from the swarm once `doc` is deployed."""
+    svc = doc["services"]["registry"]
+    return {
+        "image": svc["image"],
+        "env": sorted(f"{k}={v}" for k, v in svc["environment"].items()),
+        "labels": dict(sorted(svc["labels"].items())),
+        "secrets": sorted(f"{s['source']}>{s['target']}" for s in svc["secrets"]),
+        "mounts": sorted(f"{m['source']}>{m['target']}{':ro' if m.get('read_only') else ''}" for m in svc["volumes"]),
+        "constraints": sorted(svc["deploy"]["placement"]["constraints"]),
+        "ports": sorted(f"{p['published']}>{p['target']}/{p['mode']}" for p in svc["ports"]),
+        "replicas": svc["deploy"]["replicas"],
+        "spec_label": svc["deploy"]["labels"][SPEC_LABEL],
+    }
+
+
+def render_stack(settings: Settings, secrets: SecretNames, htpasswd_sha: str = "") -> bytes:
+    return dump(stack(settings, secrets, htpasswd_sha))
+
+
+def dump(doc: dict) -> bytes:
+    body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
     return (HEADER + body).encode("utf-8")

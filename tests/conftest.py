@@ -41,7 +41,7 @@ def _lab_session():
     """
     import subprocess
 
-    from swarm_registry import lab
+    from devtools import lab
 
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         if os.environ.get("CI"):

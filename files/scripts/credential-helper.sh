@@ -1,7 +1,7 @@
 # credential-helper: give the docker user a working `credsStore: pass` (pass + docker-credential-pass,
 # a GPG key with an encryption subkey, an initialised password store), reading state first and changing
 # only what differs. config.json is only READ here (printed base64): the control machine merges it.
-# Usage: sh -c "$(cat credential-helper.sh)" credential-helper SOURCE apply|check USER BIN SHA256 NAME
+# Variables (set by the command header): source user bin want name_real
 #   SOURCE  distro: apt packages pass + golang-docker-credential-helpers
 #           release: package pass; the docker-credential-pass binary arrives on stdin (always read
 #           in full) and is installed as BIN (0755, temp + rename) when its sha256 differs
@@ -22,13 +22,11 @@
 # Exit status: 0 when the state was read (and converged); 2 bad user, 20-29 packages, 30-39 binary,
 # 40-49 key, 50-59 pass init; the reason is the last stderr line.
 set -u
-source=$1 action=$2 user=$3 bin=$4 want=$5 name_real=$6
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 # Never a pinentry: no tty, no display; our keys have no passphrase (%no-protection).
 unset GPG_TTY DISPLAY WAYLAND_DISPLAY GNUPGHOME PASSWORD_STORE_DIR 2>/dev/null
 log=$(mktemp) || exit 1
-tmp=""
-trap 'rm -f "$log" ${tmp:+"$tmp"}' EXIT INT TERM HUP
+trap 'rm -f "$log"' EXIT INT TERM HUP
 fail() { code=$1; shift; [ -s "$log" ] && grep -v '^[[:space:]]*$' "$log" | tail -n 3 >&2; echo "$*" >&2; exit "$code"; }
 
 me=$(id -un)
@@ -87,11 +85,8 @@ if [ "$source" = release ]; then
     need_root 30 "installing $bin"
     dir=$(dirname "$bin")
     install -d -m 0755 "$dir" || fail 31 "cannot create $dir"
-    tmp=$(mktemp "$dir/.docker-credential-pass.XXXXXX") || fail 32 "cannot write in $dir"
-    cat >"$tmp" || fail 33 "cannot write $tmp"
-    [ "$(sha256sum "$tmp" | cut -d' ' -f1)" = "$want" ] || fail 34 "docker-credential-pass arrived truncated"
-    chmod 0755 "$tmp" && mv -f "$tmp" "$bin" || fail 35 "cannot install $bin"
-    tmp=""
+    verified_write "$bin" 0755 "$want" || fail 34 "cannot install $bin (verified_write exit $?)"
+    trap 'rm -f "$log"' EXIT INT TERM HUP
     echo "helper=installed"
   fi
 fi

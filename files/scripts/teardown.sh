@@ -1,9 +1,9 @@
 # teardown: remove the stack, wait until its task is gone, then its secrets and the node label.
-# Usage: sh -c "$(cat teardown.sh)" teardown STACK SERVICE NODE LABEL TIMEOUT apply|check
+# Variables: stack service node label timeout action (apply|check).
 # Prints stack=removed|absent, secrets=N removed, label=removed|absent. `docker stack rm` returns
-# before the task is gone, and a secret in use cannot be removed: both are polled, bounded by TIMEOUT.
+# before the task is gone (on whichever node it runs), and a secret in use cannot be removed:
+# both are polled from this manager, bounded by $timeout.
 set -u
-stack=$1 service=$2 node=$3 label=$4 timeout=$5 action=$6
 if [ "$action" = check ]; then
   docker service inspect "$service" >/dev/null 2>&1 && echo stack=would-remove || echo stack=absent
   echo "secrets=$(docker secret ls -q --filter "label=io.swarm-registry.stack=$stack" | wc -l)"
@@ -18,8 +18,7 @@ else
   echo stack=absent
 fi
 waited=0
-while [ -n "$(docker ps -aq --filter "label=com.docker.swarm.service.name=$service" 2>/dev/null)" ] \
-   || docker service inspect "$service" >/dev/null 2>&1; do
+while docker service inspect "$service" >/dev/null 2>&1; do
   [ "$waited" -ge "$timeout" ] && { echo "the registry task did not stop within ${timeout}s" >&2; exit 21; }
   sleep 1; waited=$((waited + 1))
 done

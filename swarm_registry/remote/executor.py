@@ -13,7 +13,8 @@ from typing import Callable
 from .. import local_checks
 from ..results import CHANGED, FAILED, OK, SKIPPED, Run, StepResult
 from ..settings import Settings
-from .session import HostError, Session
+from ..errors import HostError
+from .session import Session
 
 Step = Callable[[Session], "tuple[str, str]"]
 

@@ -6,20 +6,23 @@ session channels of its transport, so stdin and stdout are bytes (binary-safe, e
 """
 from __future__ import annotations
 
+import os
 import select
+import threading
 import socket
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import paramiko
 from fabric import Config, Connection
 
 from ..commands import Command, as_run
+from ..errors import HostError, Output
 from ..settings import Host, Settings
 from .hostkeys import HostKeyError, VerifyingPolicy, changed_key_message
 
 _CONFIG = None
+_TRACE_LOCK = threading.Lock()
 
 
 def _fabric_config() -> Config:
@@ -27,35 +30,6 @@ def _fabric_config() -> Config:
     if _CONFIG is None:  # built once: no ssh_config files, nothing implicit
         _CONFIG = Config(overrides={"load_ssh_configs": False})
     return _CONFIG
-
-
-class HostError(Exception):
-    """The host cannot be used: unreachable, refused its key, or a command failed to run."""
-
-
-@dataclass(frozen=True)
-class Output:
-    rc: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.rc == 0
-
-    def expect_ok(self, what: str) -> str:
-        """stdout (stripped) when the command succeeded; else HostError '<what> failed: <last error line>'."""
-        if not self.ok:
-            raise HostError(f"{what} failed: {self.error()}")
-        return self.stdout.strip()
-
-    def error(self) -> str:
-        """The last non-empty stderr line (or stdout's), for a one-line message."""
-        for text in (self.stderr, self.stdout):
-            lines = [line.strip() for line in text.splitlines() if line.strip()]
-            if lines:
-                return lines[-1]
-        return f"exit status {self.rc}"
 
 
 class Session:
@@ -105,6 +79,7 @@ class Session:
         cmd = as_run(cmd, self.settings.ssh.sudo, self.sudo_password)
         if self.on_command:
             self.on_command(self.host.name)
+        _trace(self.host.name, cmd)
         transport = self._conn.client.get_transport()
         if transport is None or not transport.is_active():
             raise HostError("connection lost")
@@ -127,6 +102,15 @@ class Session:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _trace(host: str, cmd: Command) -> None:
+    """With env SWARM_REGISTRY_TRACE=FILE, append 'HOST<TAB>COMMAND' (as --dry shows it, secrets
+    redacted) for every command sent: what a run executed, to compare with what --dry printed."""
+    path = os.environ.get("SWARM_REGISTRY_TRACE")
+    if path:
+        with _TRACE_LOCK, open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{host}\t{cmd.display()}\n")
 
 
 def _collect(chan: paramiko.Channel, timeout: float) -> Output:

@@ -1,7 +1,7 @@
 """Shared helpers for the tests that run on the lab."""
 import subprocess
 
-from swarm_registry.lab import settings as S
+from devtools.lab import settings as S
 from tests.integration.clirun import run
 
 ENDPOINT = "registry.swarm-lab.test:5000"

@@ -8,7 +8,7 @@ import yaml
 from swarm_registry import pki
 from tests.conftest import require
 from tests.integration.clirun import run
-from tests.support.sshd_hosts import SshdHosts
+from devtools.sshd_hosts import SshdHosts
 
 pytestmark = pytest.mark.sshd
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from swarm_registry import settings as S
-from swarm_registry.lab import settings as L
+from devtools.lab import settings as L
 from swarm_registry.operations import credentials as cr
 
 pytestmark = pytest.mark.lab

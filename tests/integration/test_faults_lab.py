@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from swarm_registry.lab import settings as S
+from devtools.lab import settings as S
 from tests.integration.clirun import BIN, ROOT, run, statuses
 from tests.integration.labutil import CERTS, ENDPOINT, ensure_setup, node_exec
 

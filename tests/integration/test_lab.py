@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from swarm_registry import lab
-from swarm_registry.lab import hosts_file, images
-from swarm_registry.lab import settings as S
+from devtools import lab
+from devtools.lab import hosts_file, images
+from devtools.lab import settings as S
 
 pytestmark = pytest.mark.lab
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.clirun import run
 from tests.integration.labutil import ensure_setup, node_exec
-from swarm_registry.lab import settings as S
+from devtools.lab import settings as S
 
 pytestmark = pytest.mark.lab
 NODES = (1, 2, 3)

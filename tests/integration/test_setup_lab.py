@@ -5,7 +5,7 @@ import time
 import pytest
 import yaml
 
-from swarm_registry.lab import settings as S
+from devtools.lab import settings as S
 from tests.integration.clirun import run, statuses
 from tests.integration.labutil import node_exec
 

@@ -1,12 +1,12 @@
 """trust-cert against plain sshd hosts on loopback: real SSH, real files, real host keys.
 
-Each host's /etc/docker is its own directory (see tests/support/sshd_hosts.py).
+Each host's /etc/docker is its own directory (see devtools/sshd_hosts.py).
 """
 import pytest
 
 from tests.conftest import require
 from tests.integration.clirun import run, statuses
-from tests.support.sshd_hosts import SshdHosts
+from devtools.sshd_hosts import SshdHosts
 
 pytestmark = pytest.mark.sshd
 ENDPOINT = "registry.onsen.lan:5000"

@@ -1,4 +1,4 @@
-"""python -m swarm_registry.lab up [--nodes N] | down [--purge] | status"""
+"""python -m devtools.lab up [--nodes N] | down [--purge] | status"""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ from . import LabError, down, status, up
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m swarm_registry.lab",
+    parser = argparse.ArgumentParser(prog="python -m devtools.lab",
                                      description="Local lab cluster: N Docker-in-Docker hosts forming a swarm.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="build images if needed, start the nodes, form the swarm")

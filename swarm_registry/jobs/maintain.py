@@ -8,12 +8,13 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from . import certs, commands, htpasswd, pki
-from .deploy import setup
-from .operations import maintenance as op
-from .results import CHANGED, FAILED, OK
-from .settings import Settings, SettingsError
-from .state import StateDir
+from .. import certs, commands, facts as facts_mod, htpasswd, pki
+from ..results import CHANGED, FAILED, OK
+from ..settings import Settings, SettingsError
+from ..state import StateDir
+from ..steps import teardown as op
+from .runner import mode_of
+from .setup import setup
 
 Out = Callable[[str], None]
 
@@ -36,7 +37,7 @@ def teardown(settings: Settings, out: Out, *, purge_data: bool = False, yes: boo
         if purge_data:
             out(f"{reg}: {commands.as_run(op.purge_command(settings), settings.ssh.sudo).display()}")
         return 0
-    from .remote.executor import Executor
+    from ..remote.executor import Executor
 
     hosts = list(dict.fromkeys([mgr, reg]))
     with Executor(settings, hosts, check=check, out=out, sudo_password=sudo_password) as ex:
@@ -69,12 +70,12 @@ def renew_cert(settings: Settings, out: Out, *, check: bool = False, dry: bool =
         out(f"certs: new server certificate {info.sha256[:16]}..., expires {info.not_after:%Y-%m-%d}")
     else:
         out("certs: would issue a new server certificate (the CA is kept)")
-    return setup(settings, out, check=check, dry=dry, password=password, sudo_password=sudo_password)
+    return setup(settings, out, mode=mode_of(check, dry), password=password, sudo_password=sudo_password)
 
 
 def status(settings: Settings, out: Out, *, password: str | None = None, sudo_password: str | None = None) -> int:
     """Per host: reachable, swarm role, trusts the current cert, logged in; then the registry itself."""
-    from .remote.executor import Executor
+    from ..remote.executor import Executor
 
     anchor_sha = None
     try:
@@ -83,17 +84,22 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
         out(f"warning: {exc.problems[0]}")
     mgr = settings.manager.name
     hosts = list(settings.hosts)
-    found: dict[str, op.HostStatus] = {}
+    found: dict[str, facts_mod.Facts] = {}
+    endpoint = settings.registry.endpoint
     with Executor(settings, hosts, out=out, sudo_password=sudo_password) as ex:
         def look(session):
-            st = op.parse_status(session.run(op.status_command(settings, session.host.name == mgr)).stdout)
-            found[session.host.name] = st
-            if st.docker == "down":
+            names = ("docker", "trust", "login") + (facts_mod.MANAGER_FACTS if session.host.name == mgr else ())
+            f = facts_mod.parse(session.run(facts_mod.command(settings, names)).stdout)
+            found[session.host.name] = f
+            if not f.docker_up:
                 return FAILED, "docker does not answer"
-            trust = ("trusts the current cert" if anchor_sha and st.trust_sha == anchor_sha else
-                     "does NOT trust the current cert" if st.trust_sha else "trusts no cert for the registry")
-            role = "manager" if st.manager else ("worker" if st.docker == "active" else f"not in a swarm ({st.docker})")
-            return OK, f"{role}; {trust}; {'logged in' if st.logged_in else 'not logged in'}"
+            sha = f.trust.split(":", 1)[0]
+            trust = ("trusts the current cert" if anchor_sha and sha == anchor_sha else
+                     "does NOT trust the current cert" if sha else "trusts no cert for the registry")
+            role = "manager" if f.control else ("worker" if f.swarm_state == "active" else
+                                                f"not in a swarm ({f.swarm_state})")
+            login = f"logged in as {f.login_user}" if f.login_user else "not logged in"
+            return OK, f"{role}; {trust}; {login} ({endpoint})"
 
         ex.step("status", look)
     lines = registry_lines(settings, found.get(mgr), password)
@@ -112,7 +118,8 @@ def registry_lines(settings: Settings, mgr_status, password: str | None) -> list
     running = [t for t in mgr_status.tasks if t.running]
     if running:
         t = running[0]
-        where = "on the labelled node" if t.node == node else f"on {t.node}, NOT on {node}"
+        on = mgr_status.hostname(t.node_id)
+        where = "on the labelled node" if on == node else f"on {on}, NOT on {node}"
         lines.append(f"  service: running {where}, task {t.id[:12]} ({t.state})")
     else:
         lines.append("  service: not running" + (f" (last error: {mgr_status.tasks[0].error})" if mgr_status.tasks
@@ -134,7 +141,7 @@ def registry_lines(settings: Settings, mgr_status, password: str | None) -> list
     if password is None:
         lines.append("  repositories: not counted (no password: env REGISTRY_PASSWORD)")
     elif running and anchor.exists():
-        from .api import RegistryClient, RegistryError
+        from ..registry_http import RegistryClient, RegistryError
 
         try:
             client = RegistryClient(settings, password)

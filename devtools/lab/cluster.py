@@ -189,7 +189,7 @@ def _decide_node_count(nodes: int | None, existing: dict[str, dict]) -> int:
         labels = _labels(obj)
         root = labels.get(S.LABEL_ROOT)
         if root and root != str(S.ROOT):
-            raise LabError(f"a lab made from another checkout ({root}) exists: run `python -m swarm_registry.lab down` there first")
+            raise LabError(f"a lab made from another checkout ({root}) exists: run `python -m devtools.lab down` there first")
         try:
             n = int(labels.get(S.LABEL_NODES, "0"))
         except ValueError:
@@ -203,7 +203,7 @@ def _decide_node_count(nodes: int | None, existing: dict[str, dict]) -> int:
     if not isinstance(nodes, int) or isinstance(nodes, bool) or not 1 <= nodes <= S.MAX_NODES:
         raise LabError(f"nodes must be an integer from 1 to {S.MAX_NODES}, got {nodes!r}")
     if have is not None and have != nodes:
-        raise LabError(f"the existing lab has {have} node(s), {nodes} requested: run `python -m swarm_registry.lab down` first")
+        raise LabError(f"the existing lab has {have} node(s), {nodes} requested: run `python -m devtools.lab down` first")
     return nodes
 
 
@@ -213,7 +213,7 @@ def _ensure_network(net, out: Out) -> None:
         subnets = [c.get("Subnet") for c in ((obj.get("IPAM") or {}).get("Config") or [])]
         if str(net) not in subnets:
             raise LabError(f"network {S.NETWORK} exists with subnet {', '.join(map(str, subnets)) or '?'}, "
-                           f"not {net}: run `python -m swarm_registry.lab down` first")
+                           f"not {net}: run `python -m devtools.lab down` first")
         return
     proc = docker("network", "create", "--driver", "bridge", "--subnet", str(net),
                   "--label", f"{S.LABEL}=1", S.NETWORK, check=False)
@@ -234,7 +234,7 @@ def _ensure_containers(nodes: int, ips: dict[int, str], node_tag: str,
             continue
         ip = _container_ip(obj)
         if ip and ip != ips[i]:
-            raise LabError(f"{name} has address {ip}, expected {ips[i]}: run `python -m swarm_registry.lab down` first")
+            raise LabError(f"{name} has address {ip}, expected {ips[i]}: run `python -m devtools.lab down` first")
         if (obj.get("Config") or {}).get("Image") != node_tag:
             out(f"[lab] note: {name} runs an older node image; `lab down` then `lab up` rebuilds it")
         if not (obj.get("State") or {}).get("Running"):
@@ -363,7 +363,7 @@ def _ensure_swarm(nodes: int, ips: dict[int, str], states: dict[int, str], out: 
             pass  # a worker stuck in "pending" is re-joined below
         for i in range(1, nodes + 1):
             if states.get(i) in ("error", "locked"):
-                raise LabError(f"{S.hostname(i)} swarm state is {states[i]!r}: run `python -m swarm_registry.lab down` then up")
+                raise LabError(f"{S.hostname(i)} swarm state is {states[i]!r}: run `python -m devtools.lab down` then up")
 
         if states.get(1) != "active":
             docker("exec", node1, "docker", "swarm", "init", "--advertise-addr", ips[1],
@@ -384,7 +384,7 @@ def _ensure_swarm(nodes: int, ips: dict[int, str], states: dict[int, str], out: 
             out(f"[lab] {S.hostname(i)} joined the swarm")
         poll(lambda: want <= ready_hosts(), timeout=SWARM_READY_TIMEOUT, interval=1,
              what=f"{nodes} Ready node(s) in `docker node ls` on node1",
-             hint="run `python -m swarm_registry.lab down` then up")
+             hint="run `python -m devtools.lab down` then up")
 
 
 def _ensure_registry_image_on_node1(tag: str, out: Out) -> None:

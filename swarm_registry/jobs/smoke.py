@@ -15,10 +15,10 @@ import tarfile
 import time
 from typing import Callable
 
-from . import commands
-from .api import RegistryClient, RegistryError
-from .results import CHANGED, FAILED, OK
-from .settings import Settings
+from .. import commands
+from ..registry_http import RegistryClient, RegistryError
+from ..results import CHANGED, FAILED, OK
+from ..settings import Settings
 
 Out = Callable[[str], None]
 SMOKE_REPO = "swarm-registry-smoke"
@@ -40,7 +40,7 @@ def build_context(token: str) -> bytes:
 
 def smoke_test(settings: Settings, out: Out, *, password: str, image: str | None = None, keep: bool = False,
                sudo_password: str | None = None) -> int:
-    from .remote.executor import Executor
+    from ..remote.executor import Executor
 
     r = settings.registry
     token = secrets.token_hex(8)
@@ -104,8 +104,11 @@ def smoke_test(settings: Settings, out: Out, *, password: str, image: str | None
         ex.step("cleanup", cleanup, list(settings.hosts))
         if "digest" in state and not keep:
             if r.delete_enabled:
-                code = RegistryClient(settings, password).delete_manifest(repo, state["digest"])
-                ex.record(CONTROL, "delete tag", OK if code == 202 else FAILED, f"DELETE manifest: HTTP {code}")
+                try:
+                    code = RegistryClient(settings, password).delete_manifest(repo, state["digest"])
+                    ex.record(CONTROL, "delete tag", OK if code == 202 else FAILED, f"DELETE manifest: HTTP {code}")
+                except RegistryError as exc:
+                    ex.record(CONTROL, "delete tag", FAILED, str(exc))
             else:
                 ex.record(CONTROL, "delete tag", OK, f"kept {repo}:{token} (registry.delete_enabled is false)")
     out(ex.run.recap())

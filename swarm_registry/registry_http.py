@@ -1,19 +1,26 @@
-"""The registry's HTTP API from the control machine, with `requests`, always TLS-verified.
+"""The one registry client of the control machine: HTTPS always verified against our trust anchor.
 
-Verification uses our trust anchor (state_dir/ca.crt, or the self-signed cert). Where this
-machine cannot resolve `registry.host`, requests go to the registry node's address while
-SNI and the certificate check still use `registry.host`.
+`probe()` is the raw check setup uses while waiting (status and the served certificate's
+sha256, with the stdlib); `RegistryClient` is the API (catalog, tags, manifests) with
+`requests`. Where this machine cannot resolve `registry.host`, both connect to the registry
+node's address while SNI and the certificate check still use `registry.host`. IPv6
+addresses are bracketed in URLs.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import http.client
 import re
+import socket
+import ssl
+from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from .certs import anchor_path
-from .probe import connect_address
 from .settings import Settings
 
 MANIFEST_TYPES = ", ".join([
@@ -26,6 +33,63 @@ MANIFEST_TYPES = ", ".join([
 
 class RegistryError(Exception):
     """One line: what failed and why (wrong password, unknown CA, unreachable...)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    cert_sha256: str
+    headers: dict
+    body: bytes
+
+
+def connect_address(name: str, fallback: str) -> str:
+    try:
+        socket.getaddrinfo(name, None)
+        return name
+    except socket.gaierror:
+        return fallback
+
+
+def url_host(address: str) -> str:
+    """An address as it goes in a URL: IPv6 in brackets."""
+    return f"[{address}]" if ":" in address else address
+
+
+def probe(settings: Settings, path: str, *, auth: tuple[str, str] | None = None, timeout: float = 5.0) -> Answer:
+    """GET https://registry.host:port/path verified against our anchor; the status and the served
+    certificate's sha256 (to tell our new certificate from an older one)."""
+    r = settings.registry
+    name, port = r.host, r.port
+    address = connect_address(name, settings.registry_host.address)
+    ctx = ssl.create_default_context(cafile=str(anchor_path(settings)))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        raw = socket.create_connection((address, port), timeout=timeout)
+    except OSError as exc:
+        raise RegistryError(f"cannot connect to {url_host(address)}:{port}: {exc}") from None
+    try:
+        tls = ctx.wrap_socket(raw, server_hostname=name)
+    except ssl.SSLCertVerificationError as exc:
+        raw.close()
+        raise RegistryError(f"TLS verification of {name}:{port} failed: {exc.verify_message}") from None
+    except (ssl.SSLError, OSError) as exc:
+        raw.close()
+        raise RegistryError(f"TLS handshake with {name}:{port} failed: {exc}") from None
+    cert_sha = hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+    conn = http.client.HTTPConnection(name, port, timeout=timeout)
+    conn.sock = tls
+    headers = {"Host": r.endpoint}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        return Answer(resp.status, cert_sha, dict(resp.getheaders()), resp.read())
+    except (OSError, http.client.HTTPException) as exc:
+        raise RegistryError(f"GET https://{name}:{port}{path} failed: {exc}") from None
+    finally:
+        conn.close()
 
 
 class _NamedHostAdapter(HTTPAdapter):
@@ -46,7 +110,7 @@ class RegistryClient:
         r = settings.registry
         self.name = r.host
         address = connect_address(r.host, settings.registry_host.address)
-        self.base = f"https://{address}:{r.port}"
+        self.base = f"https://{url_host(address)}:{r.port}"
         self.session = requests.Session()
         # passed on every request: a session default loses to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE in the env
         self.verify = str(anchor_path(settings))

@@ -1,14 +1,11 @@
 """credential-helper: the recipe's "Setting a credential store" for the docker user of each node.
 
-One remote command per host (files/scripts/credential-helper.sh) installs `pass` and
-`docker-credential-pass` when missing, makes a GPG key with an encryption subkey when there is
-none, runs `pass init` when the store is not initialised for a usable key, checks that
-`docker-credential-pass list` answers within 10 s, and prints `~/.docker/config.json`. The
-control machine merges `"credsStore": "pass"` into that file here, in pure Python, keeping
-every other key, and writes it back with `commands.converge_file` only when it changed: at
-most 2 commands per host, 1 on a converged re-run.
-
-Everything here is pure except `run_step`, which only calls `session.run`.
+When the store fact shows anything missing, files/scripts/credential-helper.sh installs `pass`
+and `docker-credential-pass`, makes a GPG key with an encryption subkey when there is none, runs
+`pass init` when the store is not initialised for a usable key, and checks that
+`docker-credential-pass list` answers within 10 s. `"credsStore": "pass"` is merged into
+`~/.docker/config.json` (read by the store fact) here, in pure Python, keeping every other key,
+and written with converge-file only when it changes. A converged host costs no command.
 """
 from __future__ import annotations
 
@@ -17,11 +14,15 @@ import binascii
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from .. import commands
+from ..errors import Output
+from ..facts import Facts
 from ..results import CHANGED, FAILED, OK
 from ..settings import Settings
+from . import Action, StepPlan, change, failed, ok
+
+STEP = "credential-helper"
 
 RELEASE_BIN = "/usr/local/bin/docker-credential-pass"
 KEY_NAME = "docker credentials (swarm-registry)"
@@ -55,15 +56,11 @@ class CredFacts:
         return config_path(self.home)
 
 
-class _Session(Protocol):  # what run_step needs of remote.session.Session
-    def run(self, cmd: commands.Command): ...
-
-
 # --- the command ------------------------------------------------------------------------------
 
 
-def command(settings: Settings, *, check: bool, binary: bytes | None, user: str | None = None) -> commands.Command:
-    """The one remote command. `binary`: the docker-credential-pass executable (source: release only),
+def command(settings: Settings, *, binary: bytes | None, user: str | None = None) -> commands.Command:
+    """The set-up script. `binary`: the docker-credential-pass executable (source: release only),
     sent on stdin. `user`: the docker user when the command runs as root for someone else (sudo)."""
     helper = settings.credential_helper
     if helper.source == "release":
@@ -72,9 +69,13 @@ def command(settings: Settings, *, check: bool, binary: bytes | None, user: str 
         want, stdin = commands.sha256(binary), binary
     else:
         want, stdin = "-", None
-    return commands.Command(("sh", "-c", commands.script("credential-helper"), "credential-helper", helper.source,
-                             "check" if check else "apply", user or "", RELEASE_BIN, want, KEY_NAME),
-                            stdin=stdin, timeout=900)  # apt-get update + install can be slow
+    return commands.script("credential-helper", {"source": helper.source, "action": "apply", "user": user or "",
+                                                 "bin": RELEASE_BIN, "want": want, "name_real": KEY_NAME},
+                           stdin=stdin, timeout=900)  # apt-get update + install can be slow
+
+
+
+# --- the command ------------------------------------------------------------------------------
 
 
 def config_path(home: str) -> str:
@@ -191,32 +192,49 @@ def _dump(data: dict) -> bytes:
 # --- the step -----------------------------------------------------------------------------------
 
 
-def run_step(session: _Session, settings: Settings, *, check: bool, binary: bytes | None) -> tuple[str, str]:
-    """The whole operation on one host: the script, then config.json only when it must change."""
-    host = getattr(session, "host", None)
-    user = getattr(host, "user", None)
-    res = session.run(command(settings, check=check, binary=binary, user=user))
-    facts = parse(res.rc, res.stdout, res.stderr)
-    if facts.status == FAILED:
-        return facts.status, facts.message
-    path = facts.config_path
+def converged(f: Facts, helper_sha: str | None) -> bool:
+    """pass + helper installed (the pinned binary for source: release), store initialised and answering."""
+    return (f.pass_installed and bool(f.helper_sha) and (helper_sha is None or f.helper_sha == helper_sha)
+            and f.gpg_id and f.list_rc == 0)
+
+
+def _script_verdict(out: Output) -> tuple[str, str]:
+    facts = parse(out.rc, out.stdout, out.stderr)
+    return facts.status if facts.status == FAILED else CHANGED, facts.message
+
+
+def _write_verdict(path: str):
+    def verdict(out: Output) -> tuple[str, str]:
+        if out.rc != 0 or "state=" not in out.stdout:
+            return FAILED, f"writing {path} failed: {_last_line(out.stderr, out.stdout) or f'exit status {out.rc}'}"
+        return CHANGED, f"credsStore={CREDS_STORE} set in {path}"
+    return verdict
+
+
+def plan(settings: Settings, host, f: Facts, binary: bytes | None) -> StepPlan:
+    """The store on `host` (a settings.Host): the script when anything is missing, then config.json."""
+    want = commands.sha256(binary) if binary else None
+    user = host.user
+    actions, done = [], []
+    if not converged(f, want):
+        actions.append(Action(command(settings, binary=binary, user=user), _script_verdict))
+        done.append("install pass + docker-credential-pass, GPG key, pass init")
+    path = config_path(user)
     try:
-        new, changed = merge_docker_config(facts.config)
+        new, changed = merge_docker_config(f.docker_config)
     except DockerConfigError as exc:
-        return FAILED, f"{facts.message}; but {path} was left alone: {exc}"
-    if not changed:
-        return facts.status, f"{facts.message}; credsStore ok"
-    if check:
-        return CHANGED, f"{facts.message}; would set credsStore={CREDS_STORE} in {path}"
-    write = commands.converge_file(path, new, 0o600)
-    if user and user != "root" and settings.ssh.sudo:  # written by the user, so the file is theirs
-        write = commands.Command(("runuser", "-u", user, "--", *write.argv), write.stdin, write.secret,
-                                 write.timeout)
-    out = session.run(write)
-    if out.rc != 0 or "state=" not in out.stdout:
-        detail = _last_line(out.stderr, out.stdout) or f"exit status {out.rc}"
-        return FAILED, f"{facts.message}; but writing {path} failed: {detail}"
-    return CHANGED, f"{facts.message}; credsStore={CREDS_STORE} set in {path}"
+        return failed(STEP, host.name, f"{path} was left alone: {exc}")
+    if changed:
+        write = commands.converge_file(path, new, 0o600)
+        if user != "root" and settings.ssh.sudo:  # written by the user, so the file is theirs
+            write = commands.Command(("runuser", "-u", user, "--", *write.argv), write.stdin, write.secret,
+                                     write.timeout)
+        actions.append(Action(write, _write_verdict(path)))
+        done.append(f"set credsStore={CREDS_STORE} in {path}")
+    if not actions:
+        return ok(STEP, host.name, "pass, docker-credential-pass, GPG key and store in place; list answers; "
+                                   "credsStore pass")
+    return change(STEP, host.name, "; ".join(done), *actions)
 
 
 # --- a preset passphrase (for keys that have one) -------------------------------------------------

@@ -1,0 +1,207 @@
+"""Facts: what a host is, read by one command, parsed by pure functions.
+
+Each fact is a shell function in files/scripts/facts/NAME.sh (its one reader) and a parser
+here (its one parser). `command(settings, names)` runs the named facts on a host in one
+command; step scripts that change something print the same facts again afterwards with the
+same functions, and their output is parsed here too. Nothing here talks to a host.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+
+from . import commands
+from .settings import Settings
+
+COMPOSE_NAME = "docker-compose.yml"
+SPEC_LABEL = "io.swarm-registry.spec"
+
+HOST_FACTS = ("docker", "trust", "store", "login")        # every node
+REGISTRY_FACTS = ("registry_node",)                     # the registry node
+MANAGER_FACTS = ("manager", "tasks")                    # the manager that does swarm-wide work
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    node_id: str
+    desired: str
+    state: str
+    error: str
+    spec: str  # the io.swarm-registry.spec label of its container
+
+    @property
+    def running(self) -> bool:
+        return self.desired == "running" and self.state == "running"
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    hostname: str
+    status: str
+    availability: str
+
+
+@dataclass
+class Facts:
+    docker_up: bool = False
+    swarm_state: str = ""
+    control: bool = False
+    # trust
+    trust: str = ""  # "sha256:filemode:dirmode" of certs.d/ENDPOINT/ca.crt
+    trust_strays: str = ""
+    # credential store and login
+    pass_installed: bool = False
+    helper_sha: str = ""
+    gpg_id: bool = False
+    list_rc: int | None = None
+    docker_config: bytes | None = None  # ~/.docker/config.json as read (None: absent)
+    login_user: str = ""
+    login_sha: str = ""
+    # registry node
+    image_id: str = ""
+    data_dir_mode: str = ""
+    auth_dir_mode: str = ""
+    htpasswd: str = ""  # "sha256:mode"
+    compose: str = ""
+    # manager
+    nodes: list[Node] = field(default_factory=list)
+    node_labels: dict[str, dict] = field(default_factory=dict)  # hostname -> labels
+    secrets: list[tuple[str, str]] = field(default_factory=list)  # (name, created)
+    service: dict | None = None  # the service's Spec, as docker service inspect gives it
+    tasks: list[Task] = field(default_factory=list)
+
+    def node_id(self, hostname: str) -> str:
+        return next((n.id for n in self.nodes if n.hostname == hostname), "")
+
+    def hostname(self, node_id: str) -> str:
+        return next((n.hostname for n in self.nodes if n.id == node_id), node_id[:12])
+
+
+def compose_path(settings: Settings) -> str:
+    return f"{settings.registry.config_dir}/{COMPOSE_NAME}"
+
+
+def script_values(settings: Settings) -> dict[str, str]:
+    """The shell variables every fact function may read."""
+    r = settings.registry
+    return {"endpoint": r.endpoint, "image": r.image, "data_dir": r.data_dir, "auth_dir": r.auth_dir,
+            "compose": compose_path(settings), "service": r.service, "stack": r.stack}
+
+
+def command(settings: Settings, names: tuple[str, ...] | list[str]) -> commands.Command:
+    """One command that prints the facts `names` (see files/scripts/facts/)."""
+    return commands.script("facts", {"facts": " ".join(names), **script_values(settings)}, timeout=60)
+
+
+def names_for(host: str, *, manager: str | None, registry: str | None,
+              base: tuple[str, ...] = HOST_FACTS) -> tuple[str, ...]:
+    return base + (REGISTRY_FACTS if host == registry else ()) + (MANAGER_FACTS if host == manager else ())
+
+
+def _b64(value: str) -> bytes | None:
+    if not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+
+
+def parse(stdout: str) -> Facts:
+    f = Facts()
+    for line in stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        if key == "docker":
+            if value != "down":
+                f.docker_up = True
+                state, _, control = value.partition("|")
+                f.swarm_state, f.control = state, control == "true"
+        elif key == "trust":
+            f.trust = value
+        elif key == "trust_strays":
+            f.trust_strays = value.strip()
+        elif key == "pass":
+            f.pass_installed = value == "1"
+        elif key == "helper":
+            f.helper_sha = value
+        elif key == "gpg_id":
+            f.gpg_id = value == "1"
+        elif key == "list":
+            f.list_rc = int(value) if value.isdigit() else None
+        elif key == "dconfig":
+            f.docker_config = _b64(value)
+        elif key == "login_user":
+            f.login_user = value
+        elif key == "login_sha":
+            f.login_sha = value
+        elif key == "image":
+            f.image_id = value
+        elif key == "data_dir":
+            f.data_dir_mode = value
+        elif key == "auth_dir":
+            f.auth_dir_mode = value
+        elif key == "htpasswd":
+            f.htpasswd = value
+        elif key == "compose":
+            f.compose = value
+        elif key == "node":
+            parts = value.split("|")
+            if len(parts) >= 4:
+                f.nodes.append(Node(*parts[:4]))
+        elif key == "nodelabels":
+            host, _, labels = value.partition("|")
+            try:
+                f.node_labels[host] = json.loads(labels) or {}
+            except json.JSONDecodeError:
+                f.node_labels[host] = {}
+        elif key == "secret":
+            name, _, created = value.partition("|")
+            f.secrets.append((name, created))
+        elif key == "service":
+            raw = _b64(value)
+            try:
+                spec = json.loads(raw) if raw else None
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                spec = None
+            f.service = spec if isinstance(spec, dict) else None
+        elif key == "task":
+            f.tasks.append(parse_task(value))
+    return f
+
+
+def parse_task(value: str) -> Task:
+    parts = (value.split("|") + [""] * 6)[:6]
+    return Task(*parts)
+
+
+def parse_tasks(stdout: str) -> list[Task]:
+    return [parse_task(line[5:]) for line in stdout.splitlines() if line.startswith("task=")]
+
+
+# --- the service as the swarm runs it ----------------------------------------------------------
+
+
+def service_view(spec: dict | None) -> dict | None:
+    """The parts of a service spec that `render` controls, in a comparable form (None: no service)."""
+    if not spec:
+        return None
+    tt = spec.get("TaskTemplate") or {}
+    cs = tt.get("ContainerSpec") or {}
+    ports = ((spec.get("EndpointSpec") or {}).get("Ports")) or []
+    return {
+        "image": (cs.get("Image") or "").split("@", 1)[0],
+        "env": sorted(cs.get("Env") or []),
+        "labels": {k: v for k, v in sorted((cs.get("Labels") or {}).items()) if k.startswith("io.swarm-registry.")},
+        "secrets": sorted(f"{s.get('SecretName')}>{(s.get('File') or {}).get('Name')}" for s in cs.get("Secrets") or []),
+        "mounts": sorted(f"{m.get('Source')}>{m.get('Target')}{':ro' if m.get('ReadOnly') else ''}"
+                         for m in cs.get("Mounts") or []),
+        "constraints": sorted(((tt.get("Placement") or {}).get("Constraints")) or []),
+        "ports": sorted(f"{p.get('PublishedPort')}>{p.get('TargetPort')}/{p.get('PublishMode')}" for p in ports),
+        "replicas": ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas"),
+        "spec_label": (spec.get("Labels") or {}).get(SPEC_LABEL, ""),
+    }

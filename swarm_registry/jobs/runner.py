@@ -1,0 +1,163 @@
+"""Execution of plans: facts (one command per host) -> plan -> print it (--check, --dry) or run it.
+
+Every remote job goes through `run_plan`: the same plan is printed by --check ("would ..."),
+printed command by command by --dry (secrets redacted), or executed; a converged host costs
+its one facts command. A step runs on its hosts in parallel; a host whose step fails is
+skipped by later steps and the others go on; the recap names it.
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .. import commands, facts as facts_mod
+from ..errors import Output
+from ..facts import Facts
+from ..results import CHANGED, FAILED, OK, SKIPPED, StepResult
+from ..settings import Settings
+from ..steps import Action, StepPlan
+
+Out = Callable[[str], None]
+RUN, CHECK, DRY = "run", "check", "dry"
+
+
+@dataclass
+class Job:
+    """What a job needs from the runner: which facts each host reads, how they are judged, the plan."""
+    name: str                                   # the facts step's name in the output ("preflight", "facts")
+    fact_names: Callable[[str], tuple[str, ...]]  # host -> facts to read
+    judge: Callable[[str, Facts], "tuple[str, str]"]  # host, facts -> (status, message) of the facts step
+    plan: Callable[[dict[str, Facts], list[str]], "list[StepPlan] | list[tuple[str, str]]"]
+    # (facts, usable hosts) -> the plan, or (host, problem) pairs that stop the job before any change
+    cluster_steps: tuple[str, ...] = ()         # once a host fails in one of these, the rest of them stop
+
+
+def mode_of(check: bool, dry: bool) -> str:
+    return DRY if dry else CHECK if check else RUN
+
+
+def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: str = RUN,
+             sudo_password: str | None = None, after: Callable[[object], None] | None = None) -> int:
+    from ..remote.executor import Executor
+
+    with Executor(settings, hosts, check=mode != RUN, out=out, sudo_password=sudo_password) as ex:
+        found: dict[str, Facts] = {}
+
+        def read(session) -> tuple[str, str]:
+            name = session.host.name
+            res = session.run(facts_mod.command(settings, job.fact_names(name)))
+            if not res.ok:
+                return FAILED, f"facts could not be read: {res.error()}"
+            found[name] = facts_mod.parse(res.stdout)
+            return job.judge(name, found[name])
+
+        ex.step(job.name, read)
+        usable = [h for h in hosts if not ex.run.has_failed(h)]
+        plan = job.plan(found, usable)
+        if plan and isinstance(plan[0], tuple):
+            for host, problem in plan:
+                ex.record(host, f"{job.name} (cluster)", FAILED, problem)
+            out(f"{job.name} found problems: nothing was changed")
+        elif mode == DRY:
+            print_commands(plan, settings, out)
+        else:
+            execute(plan, ex, mode, job.cluster_steps)
+        if after is not None:
+            after(ex)
+    out(ex.run.recap())
+    return ex.run.exit_code()
+
+
+def print_commands(plan: list[StepPlan], settings: Settings, out: Out) -> None:
+    """--dry: every command the run would execute, in order, as it is sent (sudo included), redacted."""
+    for p in plan:
+        if p.status != CHANGED and not any(a.wait for a in p.actions):
+            out(f"{p.host:<14} {p.step:<22} # {p.status}: {p.message}")
+            continue
+        for a in p.actions:
+            if a.command is None:
+                out(f"{p.host:<14} {p.step:<22} # checked from this machine: {p.message}")
+                continue
+            prefix = f"docker save {a.stream_image} | " if a.stream_image else ""
+            repeat = "  # repeated until converged" if a.wait else ""
+            out(f"{p.host:<14} {p.step:<22} $ {prefix}{commands.as_run(a.command, settings.ssh.sudo).display()}{repeat}")
+
+
+def execute(plan: list[StepPlan], ex, mode: str, cluster_steps: tuple[str, ...]) -> None:
+    by_step: dict[str, dict[str, StepPlan]] = {}
+    for p in plan:
+        by_step.setdefault(p.step, {})[p.host] = p
+    cluster_failed = False
+    for step, plans in by_step.items():
+        if step in cluster_steps and cluster_failed:
+            break
+        if mode == CHECK:
+            for host, p in plans.items():
+                if not ex.run.has_failed(host):
+                    msg = p.message if p.status != CHANGED else f"would {p.message}"
+                    ex.record(host, step, p.status, msg)
+        else:
+            ex.step(step, lambda session, plans=plans: _run_one(plans[session.host.name], session, ex),
+                    list(plans))
+        if step in cluster_steps and any(ex.run.has_failed(h) for h in plans):
+            cluster_failed = True
+
+
+def _run_one(p: StepPlan, session, ex) -> tuple[str, str]:
+    """A host's step: its actions in order, stopping at the first failure (or at Ctrl-C)."""
+    if p.status != CHANGED and not any(a.wait for a in p.actions):
+        return p.status, p.message
+    results: list[tuple[str, str]] = []
+    for a in p.actions:
+        if ex.cancelled.is_set():
+            return FAILED, "interrupted before this command started"
+        results.append(_run_action(a, session, ex))
+        if results[-1][0] == FAILED:
+            return results[-1]
+    status = CHANGED if any(s == CHANGED for s, _ in results) else OK
+    return status, "; ".join(m for _, m in results)
+
+
+def _run_action(a: Action, session, ex) -> tuple[str, str]:
+    if a.wait is not None:
+        return _wait(a, session, ex)
+    if a.stream_image:
+        res = _stream(a, session)
+    else:
+        res = session.run(a.command)
+    if a.verdict is not None:
+        return a.verdict(res)
+    return (CHANGED, "done") if res.ok else (FAILED, res.error())
+
+
+def _stream(a: Action, session) -> Output:
+    save = subprocess.Popen(["docker", "save", a.stream_image], stdout=subprocess.PIPE)
+    try:
+        res = session.run(a.command, source=save.stdout)
+    finally:
+        save.stdout.close()
+        save.wait()
+    if save.returncode != 0:
+        return Output(1, "", f"docker save {a.stream_image} failed on this machine (exit {save.returncode})")
+    return res
+
+
+def _wait(a: Action, session, ex) -> tuple[str, str]:
+    w = a.wait
+    deadline = time.monotonic() + w.timeout
+    while True:
+        output = session.run(w.poll) if w.poll is not None else None
+        done, status, message = w.until(output)
+        if done:
+            return status, message
+        if ex.cancelled.is_set():
+            return FAILED, "interrupted while waiting for the registry"
+        if time.monotonic() > deadline:
+            return FAILED, f"not converged after {w.timeout:.0f}s: {message}"
+        time.sleep(1.0)
+
+
+__all__ = ["Job", "run_plan", "mode_of", "RUN", "CHECK", "DRY", "OK", "CHANGED", "FAILED", "SKIPPED",
+           "StepResult"]

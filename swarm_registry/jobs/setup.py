@@ -1,0 +1,49 @@
+"""`inv setup`: every recipe step as one plan (see plan.py), read from the facts, then run.
+
+A cluster-wide problem found by preflight (no usable manager, registry node unusable or not in
+the swarm, image nowhere to be had) stops the run before any change; a node that fails only
+fails itself while the others converge.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .. import facts as facts_mod
+from ..plan import CLUSTER_STEPS, setup_plan
+from ..settings import Settings
+from ..steps import preflight
+from ..wanted import wanted
+from .runner import RUN, Job, run_plan
+
+Out = Callable[[str], None]
+
+
+def first_manager(settings: Settings, facts: dict, usable: list[str]) -> str | None:
+    """Manager work goes to the first manager, in inventory order, that passed preflight."""
+    return next((h for h, host in settings.hosts.items() if host.is_manager and h in usable and facts[h].control),
+                None)
+
+
+def setup_job(settings: Settings, *, password: str | None, mode: str) -> Job:
+    w = wanted(settings, write_certs=mode == RUN, password=password)
+    reg = settings.registry.node
+    managers = [h for h, host in settings.hosts.items() if host.is_manager]
+
+    def fact_names(host: str) -> tuple[str, ...]:
+        return facts_mod.names_for(host, manager=host if host in managers else None, registry=reg)
+
+    def judge(host: str, f) -> tuple[str, str]:
+        return preflight.host_verdict(f, settings.hosts[host].is_manager)
+
+    def plan(found: dict, usable: list[str]):
+        manager = first_manager(settings, found, usable)
+        problems = preflight.cluster_problems(w, found, manager, reg in usable)
+        return problems or setup_plan(w, found, manager, usable)
+
+    return Job("preflight", fact_names, judge, plan, CLUSTER_STEPS)
+
+
+def setup(settings: Settings, out: Out, *, mode: str = RUN, password: str | None = None,
+          sudo_password: str | None = None, hosts: list[str] | None = None) -> int:
+    job = setup_job(settings, password=password, mode=mode)
+    return run_plan(settings, hosts or list(settings.hosts), job, out, mode=mode, sudo_password=sudo_password)

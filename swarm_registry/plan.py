@@ -1,0 +1,46 @@
+"""setup's plan: facts + wanted -> the ordered steps, per host: commands to run, or ok with why.
+
+Pure: no SSH, no clock. `jobs.setup` reads the facts, calls `setup_plan`, and either prints
+the plan (--check: what would change; --dry: every command) or executes it; so all three
+show the same plan. Cluster steps run on the registry node or on the manager; node steps on
+every node that passed preflight.
+"""
+from __future__ import annotations
+
+from .facts import Facts
+from .steps import (StepPlan, compose_file, converge, credential_store, deploy, directories, htpasswd_file, image,
+                    label, login, old_secrets, secrets, trust)
+from .wanted import Wanted
+
+CLUSTER_STEPS = (directories.STEP, htpasswd_file.STEP, secrets.STEP, label.STEP, image.STEP, compose_file.STEP,
+                 deploy.STEP, converge.STEP, old_secrets.STEP)
+NODE_STEPS = (trust.STEP, credential_store.STEP, login.STEP)
+ORDER = CLUSTER_STEPS + NODE_STEPS
+
+
+def setup_plan(w: Wanted, facts: dict[str, Facts], manager: str, nodes: list[str]) -> list[StepPlan]:
+    """Every step in ORDER; `nodes`: the hosts that passed preflight (manager and registry node among them)."""
+    s = w.settings
+    reg = s.registry.node
+    m, r = facts[manager], facts[reg]
+    deploying = deploy.plan(w, manager, m)
+    steps = [
+        directories.plan(w, reg, r),
+        htpasswd_file.plan(w, reg, r),
+        secrets.plan(w, manager, m),
+        label.plan(w, manager, m),
+        image.plan(w, reg, r),
+        compose_file.plan(w, reg, r),
+        deploying,
+        converge.plan(w, manager, m, deploying=bool(deploying.actions)),
+        old_secrets.plan(w, manager, m),
+    ]
+    endpoint, anchor = s.registry.endpoint, w.bundle.trust_anchor
+    for host in nodes:
+        steps.append(trust.plan(endpoint, anchor, host, facts[host]))
+    for host in nodes:
+        steps.append(credential_store.plan(s, s.hosts[host], facts[host], w.helper_binary))
+    for host, store in zip(nodes, steps[-len(nodes):] if nodes else []):
+        steps.append(login.plan(endpoint, s.registry.login_user, w.password, host, facts[host],
+                                helper_coming=bool(store.actions)))
+    return steps

@@ -1,0 +1,64 @@
+"""Steps: one module per recipe step, each pure: `plan(...)` turns facts and wanted settings into
+a `StepPlan` (the commands to run on one host, or ok with the reason), and `verdict(output)`
+judges what a command printed. Nothing here talks to a host: `jobs.runner` executes plans.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from ..commands import Command
+from ..errors import Output
+from ..results import CHANGED, FAILED, OK, SKIPPED
+
+Verdict = Callable[[Output], "tuple[str, str]"]
+
+
+class Wait(Protocol):
+    """A step that polls (convergence): `poll` is run until `until` says done, bounded in time."""
+    poll: Command | None
+    timeout: float
+
+    def until(self, output: Output | None) -> "tuple[bool, str, str]": ...
+
+
+@dataclass(frozen=True)
+class Action:
+    """One remote command of a plan (None: a wait that only checks from this machine); `verdict`
+    judges its output."""
+    command: Command | None
+    verdict: Verdict | None = None
+    stream_image: str = ""  # `docker save IMAGE` on this machine is streamed after stdin
+    wait: Wait | None = None
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    step: str
+    host: str
+    status: str           # OK: nothing to do; CHANGED: run `actions`; FAILED/SKIPPED: decided by the plan
+    message: str          # why it is ok, or what the actions will do ("would ..." in check mode)
+    actions: tuple[Action, ...] = field(default=())
+
+
+def ok(step: str, host: str, why: str) -> StepPlan:
+    return StepPlan(step, host, OK, why)
+
+
+def change(step: str, host: str, what: str, *actions: Action) -> StepPlan:
+    return StepPlan(step, host, CHANGED, what, tuple(actions))
+
+
+def failed(step: str, host: str, why: str) -> StepPlan:
+    return StepPlan(step, host, FAILED, why)
+
+
+def skipped(step: str, host: str, why: str) -> StepPlan:
+    return StepPlan(step, host, SKIPPED, why)
+
+
+def expect_ok(what: str) -> Verdict:
+    """A verdict: exit 0 -> changed (`what` done); else failed with the last error line."""
+    def verdict(out: Output) -> tuple[str, str]:
+        return (CHANGED, what) if out.ok else (FAILED, f"{what}: failed: {out.error()}")
+    return verdict

@@ -1,0 +1,40 @@
+"""preflight: is each host usable (docker answering, in a swarm, managers managing), and can the
+cluster be set up at all (a manager, the registry node in the swarm, the image somewhere)?"""
+from __future__ import annotations
+
+from ..facts import Facts
+from ..results import FAILED, OK
+
+STEP = "preflight"
+
+
+def host_verdict(f: Facts, listed_manager: bool) -> tuple[str, str]:
+    if not f.docker_up:
+        return FAILED, "docker does not answer on this host"
+    if f.swarm_state != "active":
+        return FAILED, f"not part of a swarm (state {f.swarm_state or 'inactive'}); join it first"
+    if listed_manager and not f.control:
+        return FAILED, "listed as manager but is not a swarm manager (docker node promote it)"
+    return OK, "docker answers; swarm " + ("manager" if f.control else "worker")
+
+
+def cluster_problems(w, facts: dict[str, Facts], manager: str | None, registry_ok: bool) -> list[tuple[str, str]]:
+    """(host, problem) pairs that stop setup before any change."""
+    s = w.settings
+    reg = s.registry.node
+    if manager is None:
+        managers = [h for h, host in s.hosts.items() if host.is_manager]
+        return [(managers[0], f"no manager usable (tried {', '.join(managers)}): swarm-wide work needs one")]
+    problems = []
+    if not registry_ok:
+        problems.append((reg, f"the registry node {reg} is not usable (see above)"))
+        return problems
+    m, r = facts[manager], facts[reg]
+    node = s.registry_host.node_name
+    if not m.node_id(node):
+        problems.append((reg, f"registry.node {reg} (swarm node name {node!r}) is not a node of the swarm managed "
+                              f"by {manager} (nodes: {', '.join(sorted(n.hostname for n in m.nodes)) or 'none'})"))
+    if not r.image_id and not w.local_image_id and s.registry.resolve_image == "never":
+        problems.append((reg, f"image {s.registry.image} is neither on {reg} nor on this machine, and "
+                              "registry.resolve_image is never: load it on the node, or set resolve_image: always"))
+    return problems

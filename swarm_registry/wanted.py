@@ -1,0 +1,70 @@
+"""What setup wants, computed once on the control machine before anything remote runs.
+
+Settings + state_dir (certificates, htpasswd) -> `Wanted`: the bytes and names every step
+compares facts with. Bad local state is bad input (exit 2), raised here.
+"""
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+from . import certs, commands, htpasswd, render
+from .settings import Settings, SettingsError
+from .state import StateDir
+
+
+@dataclass(frozen=True)
+class Wanted:
+    settings: Settings
+    bundle: certs.CertBundle
+    htpasswd: bytes               # only the users listed in settings `users`
+    unlisted_users: tuple[str, ...]  # in state_dir/htpasswd, not in `users`: not deployed
+    names: render.SecretNames
+    stack_doc: dict
+    stack: bytes
+    helper_binary: bytes | None
+    password: str | None
+    local_image_id: str           # the image on this machine ("" when absent)
+
+    @property
+    def spec_hash(self) -> str:
+        return self.stack_doc["services"]["registry"]["deploy"]["labels"][render.SPEC_LABEL]
+
+
+def deployed_htpasswd(settings: Settings) -> tuple[bytes, tuple[str, ...]]:
+    """htpasswd for the users in settings `users` (the allow-list), and the entries left out.
+    A listed user without a password, or a malformed file, is bad input."""
+    state = StateDir(settings.state_dir)
+    path = str(state.file("htpasswd"))
+    try:
+        entries = htpasswd.parse(state.read("htpasswd"))
+    except (htpasswd.HtpasswdError, UnicodeDecodeError) as exc:
+        raise SettingsError([f"state file {path!r}: {exc}; fix or remove the line, or set it again with "
+                             "`inv users.add NAME`"]) from None
+    missing = [u for u in settings.users if u not in entries]
+    if missing:
+        raise SettingsError([f"settings users: {', '.join(missing)} listed but without a password in {path}: "
+                             f"run `inv users.add {missing[0]}`, or remove the name from users"])
+    kept = {u: entries[u] for u in settings.users}
+    return htpasswd.render(kept), tuple(u for u in entries if u not in settings.users)
+
+
+def local_image_id(image: str) -> str:
+    try:
+        r = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True,
+                           text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return r.stdout.strip() if r.returncode == 0 else ""
+
+
+def wanted(settings: Settings, *, write_certs: bool, password: str | None) -> Wanted:
+    from .release import helper_binary
+
+    bundle = certs.ensure(settings, write=write_certs)
+    data, unlisted = deployed_htpasswd(settings)
+    names = render.secret_names(settings, bundle.server_cert, bundle.server_key)
+    doc = render.stack(settings, names, commands.sha256(data))
+    return Wanted(settings=settings, bundle=bundle, htpasswd=data, unlisted_users=unlisted, names=names,
+                  stack_doc=doc, stack=render.dump(doc), helper_binary=helper_binary(settings), password=password,
+                  local_image_id=local_image_id(settings.registry.image))
