@@ -36,10 +36,11 @@ class Command:
     def display(self) -> str:
         """What may be shown or logged: a script by its file name and named values, secrets redacted."""
         shown = list(self.argv)
-        if shown[:2] == ["sh", "-c"] and len(shown) > 3:
-            names = _header_names(shown[2])
-            values = shown[4:]
-            text = f"<files/scripts/{shown[3]}.sh> " + " ".join(
+        at = next((i for i in range(len(shown) - 3) if shown[i:i + 2] == ["sh", "-c"]), None)
+        if at is not None:  # a script, maybe behind sudo/runuser
+            names = _header_names(shown[at + 2])
+            values = shown[at + 4:]
+            text = shlex.join(shown[:at]) + (" " if at else "") + f"<files/scripts/{shown[at + 3]}.sh> " + " ".join(
                 f"{n}={shlex.quote(v)}" for n, v in zip(names, values))
         else:
             text = shlex.join(shown)

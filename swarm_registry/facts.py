@@ -55,6 +55,7 @@ class Facts:
     # credential store and login
     pass_installed: bool = False
     helper_sha: str = ""
+    helper_path: str = ""
     gpg_id: bool = False
     list_rc: int | None = None
     docker_config: bytes | None = None  # ~/.docker/config.json as read (None: absent)
@@ -129,6 +130,8 @@ def parse(stdout: str) -> Facts:
             f.pass_installed = value == "1"
         elif key == "helper":
             f.helper_sha = value
+        elif key == "helper_path":
+            f.helper_path = value
         elif key == "gpg_id":
             f.gpg_id = value == "1"
         elif key == "list":

@@ -23,6 +23,11 @@ ENV_VAR = "SWARM_REGISTRY_CONFIG"
 GROUPS = ("nodes", "managers", "workers", "registry")
 ROLES = ("manager", "worker")
 EXIT_BAD_INPUT = 2
+MAX_REGISTRY_HOST = 52  # "<host>.crt-<8 hex>" must fit swarmkit's 64-character secret names
+# Never a registry directory: the data dir may be deleted with --purge-data, and both are bind-mounted.
+SYSTEM_DIRS = frozenset({"/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/opt", "/proc",
+                         "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib",
+                         "/usr/local", "/usr/sbin", "/var", "/var/lib", "/var/lib/docker", "/var/log", "/var/run"})
 
 
 class SettingsError(Exception):
@@ -161,6 +166,14 @@ class Settings:
 
 
 # --- loading -------------------------------------------------------------------------------
+
+SYSTEM_TREES = ("/proc", "/sys", "/dev", "/boot", "/etc", "/usr", "/var/lib/docker")
+
+
+def _overlap(a: str, b: str) -> bool:
+    """True when one directory is the other or holds it."""
+    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
 
 
 def settings_path(env: Mapping[str, str] = os.environ) -> Path:
@@ -377,7 +390,11 @@ class _Validator:
 
     def hosts(self) -> dict[str, Host]:
         raw = self.data.get("hosts")
-        host_defaults = {**self.defaults.get("host_defaults", {}), **(self.data.get("host_defaults") or {})}
+        given_defaults = self.data.get("host_defaults") or {}
+        if not isinstance(given_defaults, dict):
+            self.problem("host_defaults", given_defaults, "a mapping with keys user, port, roles")
+            given_defaults = {}
+        host_defaults = {**self.defaults.get("host_defaults", {}), **given_defaults}
         if not isinstance(raw, dict) or not raw:
             self.problem("hosts", raw, "a non-empty mapping of inventory names to {address, user, port, roles}")
             return {}
@@ -424,6 +441,14 @@ class _Validator:
             self.problem("cert.renew_before_days", renew, f"less than cert.days ({days})")
         if helper.get("source") == "release" and not helper.get("sha256"):
             self.problem("credential_helper.sha256", "", "the release tarball's sha256 when source is release")
+        host = registry.get("host")
+        if host and len(host) > MAX_REGISTRY_HOST:
+            self.problem("registry.host", host, f"at most {MAX_REGISTRY_HOST} characters (swarm secret names "
+                                                f"<host>.crt-<sha8> are limited to 64)")
         cfg, data = registry.get("config_dir"), registry.get("data_dir")
-        if cfg and data and (cfg == data or cfg.startswith(data + "/") or data.startswith(cfg + "/")):
+        for key, path in (("registry.data_dir", data), ("registry.config_dir", cfg)):
+            if path and (path in SYSTEM_DIRS or path == "/" or any(_overlap(path, d) for d in SYSTEM_TREES)):
+                self.problem(key, path, "a directory of its own, not /, a system directory or "
+                                        f"anything under {', '.join(SYSTEM_TREES)} (e.g. /srv/registry)")
+        if cfg and data and _overlap(cfg, data):
             self.problem("registry.data_dir", data, f"a directory apart from registry.config_dir ({cfg})")

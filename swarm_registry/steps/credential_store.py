@@ -194,8 +194,8 @@ def _dump(data: dict) -> bytes:
 
 def converged(f: Facts, helper_sha: str | None) -> bool:
     """pass + helper installed (the pinned binary for source: release), store initialised and answering."""
-    return (f.pass_installed and bool(f.helper_sha) and (helper_sha is None or f.helper_sha == helper_sha)
-            and f.gpg_id and f.list_rc == 0)
+    pinned = helper_sha is None or (f.helper_sha == helper_sha and f.helper_path == RELEASE_BIN)
+    return f.pass_installed and bool(f.helper_sha) and pinned and f.gpg_id and f.list_rc == 0
 
 
 def _script_verdict(out: Output) -> tuple[str, str]:

@@ -12,7 +12,7 @@ import yaml
 
 from swarm_registry import settings as S
 from devtools.lab import settings as L
-from swarm_registry.operations import credentials as cr
+from swarm_registry.steps import credential_store as cr
 
 pytestmark = pytest.mark.lab
 STEP = "credential-helper"
@@ -36,23 +36,16 @@ def write_config(i, data: dict) -> None:
 
 
 def run_op(settings, *, check=False, binary=None):
-    """The operation on every lab node, as the project's tasks run it; returns (Run, seconds per host)."""
-    from swarm_registry.remote.executor import Executor
+    """The credential-helper plan on every lab node, run as the project's task runs it; returns the Run."""
+    from swarm_registry.jobs.runner import CHECK, RUN, Job, run_plan
 
-    seconds: dict[str, float] = {}
-
-    def step(session):
-        t0 = time.monotonic()
-        try:
-            return cr.run_step(session, settings, check=check, binary=binary)
-        finally:
-            seconds[session.host.name] = round(time.monotonic() - t0, 1)
-
-    with Executor(settings, list(settings.hosts), check=check, out=print) as ex:
-        ex.step(STEP, step)
-    print(ex.run.recap())
-    print("seconds per host:", seconds)
-    return ex.run, seconds
+    got = {}
+    job = Job("facts", lambda host: ("store",), lambda host, f: ("ok", "read"),
+              lambda found, usable: [cr.plan(settings, settings.hosts[h], found[h], binary) for h in usable])
+    t0 = time.monotonic()
+    run_plan(settings, list(settings.hosts), job, print, mode=CHECK if check else RUN,
+             after=lambda ex: got.update(run=ex.run))
+    return got["run"], round(time.monotonic() - t0, 1)
 
 
 @pytest.fixture
@@ -75,7 +68,7 @@ def test_credential_store_on_every_node_then_a_rerun_is_one_command_and_ok(lab_c
     first, t_first = run_op(settings)
     assert first.exit_code() == 0, first.recap()
     assert set(statuses(first).values()) <= {"changed", "ok"}
-    assert all(n <= 2 for n in first.commands.values()), first.commands
+    assert all(n <= 3 for n in first.commands.values()), first.commands  # facts, script, config.json
     for i in (1, 2, 3):
         listed = node_exec(i, "timeout", "10", "docker-credential-pass", "list")
         assert listed.returncode == 0 and json.loads(listed.stdout) is not None, listed.stderr

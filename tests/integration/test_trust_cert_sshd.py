@@ -94,11 +94,12 @@ def test_check_mode_leaves_every_host_untouched(hosts):
     assert not (hosts.workdir / "state").exists()  # not even local files are made in check mode
 
 
-def test_dry_opens_no_connection(hosts):
+def test_dry_reads_facts_once_per_host_prints_the_commands_and_changes_nothing(hosts):
     cfg = hosts.settings_file()
+    before = sum(h.sessions_opened() for h in hosts.hosts)
     r = run("inv", "--dry", "trust-cert", config=cfg)
-    assert r.returncode == 0 and r.stdout.count("trust-cert.sh") == 4
-    assert sum(h.sessions_opened() for h in hosts.hosts) == 0
+    assert r.returncode == 0 and r.stdout.count("$ <files/scripts/trust-cert.sh>") == 4, r.stdout
+    assert sum(h.sessions_opened() for h in hosts.hosts) - before == 4  # the facts, one session per host
     assert not any(installed(h).exists() for h in hosts.hosts)
 
 
@@ -125,4 +126,4 @@ def test_sudo_setting_runs_through_sudo_non_interactively(hosts):
     assert set(statuses(r.stdout, "trust-cert").values()) == {"changed"}
     assert all(installed(h).exists() for h in hosts.hosts)
     assert "Accepted publickey" in hosts.hosts[0].log.read_text()
-    assert dry.returncode == 0 and dry.stdout.count("h1: sudo -n -- sh -c") == 1
+    assert dry.returncode == 0 and dry.stdout.count("$ sudo -n -- <files/scripts/trust-cert.sh>") == 4, dry.stdout
