@@ -37,7 +37,7 @@ class Command:
         """What may be shown or logged: a script by its file name and named values, secrets redacted."""
         shown = list(self.argv)
         at = next((i for i in range(len(shown) - 3) if shown[i:i + 2] == ["sh", "-c"]), None)
-        if at is not None:  # a script, maybe behind sudo/runuser
+        if at is not None and _header_names(shown[at + 2]):  # one of our scripts, maybe behind sudo/runuser
             names = _header_names(shown[at + 2])
             values = shown[at + 4:]
             text = shlex.join(shown[:at]) + (" " if at else "") + f"<files/scripts/{shown[at + 3]}.sh> " + " ".join(

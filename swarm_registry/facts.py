@@ -118,9 +118,9 @@ def parse(stdout: str) -> Facts:
         if not sep:
             continue
         if key == "docker":
-            if value != "down":
+            state, _, control = value.partition("|")
+            if value != "down" and state:  # docker info exits 0 with "|false" when the daemon is down
                 f.docker_up = True
-                state, _, control = value.partition("|")
                 f.swarm_state, f.control = state, control == "true"
         elif key == "trust":
             f.trust = value

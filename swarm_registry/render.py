@@ -99,7 +99,7 @@ def wanted_view(doc: dict) -> dict:
     """What `facts.service_view` must read back from the swarm once `doc` is deployed."""
     svc = doc["services"]["registry"]
     return {
-        "image": svc["image"],
+        "image": svc["image"].split("@", 1)[0],  # the swarm keeps a digest apart; the spec label covers it
         "env": sorted(f"{k}={v}" for k, v in svc["environment"].items()),
         "labels": dict(sorted(svc["labels"].items())),
         "secrets": sorted(f"{s['source']}>{s['target']}" for s in svc["secrets"]),

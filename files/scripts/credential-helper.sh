@@ -10,12 +10,12 @@
 #   NAME    Name-Real of a generated key
 # Prints, one per line (values after "=" may hold spaces):
 #   home=DIR                                  the docker user's home
-#   packages=ok | installed NAMES | would-install NAMES
+#   packages=ok | installed NAMES
 #   apt_update=1                              when the install needed `apt-get update` first
-#   helper=ok | installed | would-install     (release only: BIN)
-#   key=ok FPR | created FPR | would-create   a secret key with a usable encryption key
+#   helper=ok | installed                     (release only: BIN)
+#   key=ok FPR | created FPR                  a secret key with a usable encryption key
 #   keygrip=GRIP                              of that key's encryption subkey (for a preset passphrase)
-#   store=ok | initialised | would-init       ~/.password-store/.gpg-id names only usable keys
+#   store=ok | initialised                    ~/.password-store/.gpg-id names only usable keys
 #   config=BASE64                             ~/.docker/config.json, empty when absent or empty
 #   list=RC | skipped                         `timeout 10 docker-credential-pass list` (124 = timed out)
 #   list_error=LAST LINE                      when RC is not 0
@@ -42,7 +42,6 @@ fi
 echo "home=$home"
 need_root() { [ "$(id -u)" = 0 ] || fail "$1" "$2 needs root on this node (set ssh.sudo: true)"; }
 
-pending=""  # check mode: something would change
 
 # 1. packages (pass always from the distro; the helper too when source is distro)
 need=""
@@ -52,8 +51,6 @@ if [ "$source" = distro ] && ! command -v docker-credential-pass >/dev/null 2>&1
 fi
 if [ -z "$need" ]; then
   echo "packages=ok"
-elif [ "$action" = check ]; then
-  echo "packages=would-install $need"; pending=1
 else
   need_root 20 "installing $need"
   apt_install() {
@@ -79,13 +76,11 @@ if [ "$source" = release ]; then
   have=$(sha256sum "$bin" 2>/dev/null | cut -d' ' -f1):$(stat -c %a "$bin" 2>/dev/null)
   if [ "$have" = "$want:755" ]; then
     cat >/dev/null; echo "helper=ok"
-  elif [ "$action" = check ]; then
-    cat >/dev/null; echo "helper=would-install"; pending=1
   else
     need_root 30 "installing $bin"
     dir=$(dirname "$bin")
     install -d -m 0755 "$dir" || fail 31 "cannot create $dir"
-    verified_write "$bin" 0755 "$want" || fail 34 "cannot install $bin (verified_write exit $?)"
+    verified_write "$bin" 0755 "$want" || { vw=$?; trap 'rm -f "$log"' EXIT INT TERM HUP; fail 34 "cannot install $bin (verified_write exit $vw)"; }
     trap 'rm -f "$log"' EXIT INT TERM HUP
     echo "helper=installed"
   fi
@@ -99,7 +94,7 @@ usable() {  # fingerprints of secret keys with a usable encryption (sub)key, opt
     $1 == "fpr" && fpr_next { if (ok) print $10; fpr_next = 0 }'
 }
 key="" store_ok=""
-if [ -d "$gpgdir" ]; then  # (gpg would create it: not in check mode)
+if [ -d "$gpgdir" ]; then
   if [ -s "$store/.gpg-id" ]; then
     store_ok=1
     for id in $(cat "$store/.gpg-id"); do
@@ -113,8 +108,6 @@ if [ -d "$gpgdir" ]; then  # (gpg would create it: not in check mode)
 fi
 if [ -n "$key" ]; then
   echo "key=ok $key"
-elif [ "$action" = check ]; then
-  echo "key=would-create"; pending=1
 else
   printf '%s\n' '%no-protection' 'Key-Type: RSA' 'Key-Length: 3072' 'Key-Usage: sign' 'Subkey-Type: RSA' \
     'Subkey-Length: 3072' 'Subkey-Usage: encrypt' "Name-Real: $name_real" "Name-Email: $user@$(uname -n)" \
@@ -133,8 +126,6 @@ if [ -n "$key" ]; then
 fi
 if [ -n "$store_ok" ]; then
   echo "store=ok"
-elif [ "$action" = check ]; then
-  echo "store=would-init"; pending=1
 else
   as_user pass init "$key" >"$log" 2>&1 </dev/null || fail 50 "pass init $key failed"
   : >"$log"
@@ -147,16 +138,12 @@ if [ -f "$cfg" ]; then
   echo "config=$(base64 -w0 <"$cfg")"
 else
   echo "config="
-  if [ "$action" != check ] && [ ! -d "$home/.docker" ]; then as_user install -d -m 0700 "$home/.docker"; fi
+  if [ ! -d "$home/.docker" ]; then as_user install -d -m 0700 "$home/.docker"; fi
 fi
 
 # 5. the helper answers, without a prompt, within 10 s
-if [ -n "$pending" ]; then  # check mode and something is missing: nothing to ask yet
-  echo "list=skipped"
-else
-  out=$(as_user timeout 10 "$helper" list </dev/null 2>&1)
-  rc=$?
-  echo "list=$rc"
-  [ "$rc" = 0 ] || echo "list_error=$(printf '%s\n' "$out" | grep -v '^[[:space:]]*$' | tail -n 1)"
-fi
+out=$(as_user timeout 10 "$helper" list </dev/null 2>&1)
+rc=$?
+echo "list=$rc"
+[ "$rc" = 0 ] || echo "list_error=$(printf '%s\n' "$out" | grep -v '^[[:space:]]*$' | tail -n 1)"
 exit 0

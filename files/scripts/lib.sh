@@ -1,5 +1,5 @@
 # lib.sh: shell functions every remote script may use (prepended to each one by commands.script).
-sum() { sha256sum "$1" 2>/dev/null | cut -c1-64; }
+sum() { sha256sum 2>/dev/null <"$1" | cut -c1-64; }
 mode() { stat -c %a "$1" 2>/dev/null; }
 # verified_write PATH MODE SHA256: stdin -> a temp file beside PATH, checked against SHA256, chmod
 # MODE, renamed over PATH; PATH is never half-written. Returns 11-14 (cannot create, cannot write,

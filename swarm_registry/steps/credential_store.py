@@ -48,7 +48,7 @@ class CredFacts:
     home: str = ""
     key: str = ""       # fingerprint of the key the store uses
     keygrip: str = ""   # of its encryption subkey (for a preset passphrase)
-    changes: list[str] = field(default_factory=list)  # what was (or would be) done
+    changes: list[str] = field(default_factory=list)  # what was done
     facts: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -69,7 +69,7 @@ def command(settings: Settings, *, binary: bytes | None, user: str | None = None
         want, stdin = commands.sha256(binary), binary
     else:
         want, stdin = "-", None
-    return commands.script("credential-helper", {"source": helper.source, "action": "apply", "user": user or "",
+    return commands.script("credential-helper", {"source": helper.source, "user": user or "",
                                                  "bin": RELEASE_BIN, "want": want, "name_real": KEY_NAME},
                            stdin=stdin, timeout=900)  # apt-get update + install can be slow
 
@@ -106,7 +106,7 @@ def _last_line(*texts: str) -> str:
 
 
 def parse(rc: int, stdout: str, stderr: str) -> CredFacts:
-    """CredFacts from the script's exit status and output: ok, changed (or would change) or failed."""
+    """CredFacts from the script's exit status and output: ok, changed or failed."""
     f = _facts(stdout)
     home = f.get("home", "")
     if rc != 0 or "list" not in f:
@@ -122,29 +122,23 @@ def parse(rc: int, stdout: str, stderr: str) -> CredFacts:
 
     changes: list[str] = []
     word, value = _split(f.get("packages", "ok"))
-    if word in ("installed", "would-install"):
+    if word == "installed":
         after = " (after apt-get update)" if f.get("apt_update") == "1" else ""
-        changes.append(f"{'would install' if word == 'would-install' else 'installed'} {value}{after}")
+        changes.append(f"installed {value}{after}")
     helper = f.get("helper", "ok")
-    if helper in ("installed", "would-install"):
-        changes.append(f"{'would install' if helper == 'would-install' else 'installed'} {RELEASE_BIN}")
+    if helper == "installed":
+        changes.append(f"installed {RELEASE_BIN}")
     word, key = _split(f.get("key", ""))
     if word == "created":
         changes.append(f"created GPG key {key}")
-    elif word == "would-create":
-        changes.append("would create a GPG key")
     store = f.get("store", "")
     if store == "initialised":
         changes.append(f"pass init {key}")
-    elif store == "would-init":
-        changes.append("would run pass init")
 
     status = CHANGED if changes else OK
     done = "; ".join(changes) if changes else f"pass, docker-credential-pass, GPG key {key[-16:]} and store ok"
     listed = f["list"]
-    if listed == "skipped":
-        message = f"{done}; docker-credential-pass list not tried (check mode)"
-    elif listed == "0":
+    if listed == "0":
         message = f"{done}; docker-credential-pass list answers"
     else:
         reason = (f"timed out after {LIST_TIMEOUT}s (a passphrase prompt?)" if listed == "124"

@@ -1,21 +1,24 @@
 """Faults on the lab: a connection cut mid-run, the registry node restarted, setup interrupted
 (SIGINT) at each step, and data surviving everything but teardown --purge-data --yes."""
 import os
+import re
 import signal
 import subprocess
 import time
 
 import pytest
 
+import yaml
+
 from devtools.lab import settings as S
+from swarm_registry.plan import ORDER
+from tests.integration import faults
 from tests.integration.clirun import BIN, ROOT, run, statuses
 from tests.integration.labutil import CERTS, ENDPOINT, ensure_setup, node_exec
 
 pytestmark = pytest.mark.lab
 PASSWORD = "faults-pass-3456"
 ENV = {"REGISTRY_PASSWORD": PASSWORD}
-STEPS = ["preflight", "directories", "htpasswd", "secrets", "label", "image", "compose file", "deploy",
-         "converge", "old secrets", "trust-cert", "credential-helper", "login"]
 
 
 @pytest.fixture(scope="module")
@@ -52,30 +55,52 @@ def temp_files():
     return found
 
 
-def unsettle():
-    """Give setup work on every host: no stack, node2 distrusts the registry, node3 logged out."""
-    node_exec(1, "docker", "stack", "rm", "onsen-registry")
+def unsettle(lab):
+    """Give every step that runs a remote command work to do: no stack, secrets or label (teardown),
+    auth dir 0755, htpasswd and compose file changed on node1, node2 distrusts the registry,
+    node3's password store uninitialised and logged out."""
+    assert run("inv", "teardown", config=lab).returncode == 0
+    node_exec(1, "sh", "-c", "chmod 755 /srv/docker/onsen-registry/auth; echo x: >> /srv/docker/onsen-registry/auth/htpasswd;"
+                             " rm -f /srv/docker/onsen-registry/docker-compose.yml")
     node_exec(2, "rm", "-rf", CERTS)
     node_exec(3, "docker", "logout", ENDPOINT)
+    node_exec(3, "rm", "-f", "/root/.password-store/.gpg-id")
 
 
 def changes(stdout: str) -> list[str]:
     return [line for line in stdout.split("RECAP")[0].splitlines() if line.split()[2:3] == ["changed"]]
 
 
-@pytest.mark.parametrize("step", STEPS)
-def test_sigint_at_each_step_then_rerun_converges(lab, step):
-    unsettle()
-    proc = setup_proc(lab)
-    out, sent = [], False
-    for line in proc.stdout:
-        out.append(line)
-        if not sent and f" {step} " in line and line.split()[0].startswith("node"):
-            proc.send_signal(signal.SIGINT)
-            sent = True
-    rc = proc.wait(timeout=300)
-    assert sent, "".join(out)
-    assert rc in (0, 1, 130), "".join(out)
+# step -> (node, what the fault shim matches: the tool's own argv, or its parent's command line)
+OBSERVED = {
+    "directories": (1, "install -d -m 700"),
+    "htpasswd": (1, "converge-file /srv/docker/onsen-registry/auth/htpasswd"),
+    "secrets": (1, "docker secret create"),
+    "label": (1, "docker node update --label-add"),
+    "compose file": (1, "converge-file /srv/docker/onsen-registry/docker-compose.yml"),
+    "deploy": (1, "docker stack deploy --with-registry-auth --resolve-image never"),
+    "converge": (1, "facts tasks registry.swarm-lab.test"),
+    "trust-cert": (2, "sha256sum /etc/docker/certs.d/registry.swarm-lab.test:5000/.ca.crt"),
+    "credential-helper": (3, "gpg --batch"),
+    "login": (3, "docker login --username"),
+}
+
+
+@pytest.mark.parametrize("step", list(OBSERVED))
+def test_sigint_while_the_steps_command_runs_on_the_node_then_rerun_converges(lab, step):
+    """Ctrl-C while the step's remote command is observed running on the node (the fault shim holds it
+    there): the command finishes, nothing new starts, exit 130; the re-run converges, a third changes
+    nothing, no temp file is left and no secret is orphaned."""
+    node, pattern = OBSERVED[step]
+    unsettle(lab)
+    with faults.holding(node, pattern):
+        proc = setup_proc(lab)
+        faults.wait_until_held(node, proc)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "interrupted" in out, out
+    later = ORDER[ORDER.index(step) + 1:]
+    assert not any(line.split()[1:2] == [s] for line in out.splitlines() for s in later if " " not in s), out
     assert temp_files() == []
     again = run("inv", "setup", config=lab, env=ENV, timeout=900)
     assert again.returncode == 0, again.stdout
@@ -83,11 +108,52 @@ def test_sigint_at_each_step_then_rerun_converges(lab, step):
     secrets = node_exec(1, "docker", "secret", "ls", "-q", "--filter", "label=io.swarm-registry.stack=onsen-registry")
     assert len(secrets.stdout.split()) <= 2 * (1 + 2)  # in use + secrets_keep old versions of each kind
     third = run("inv", "setup", config=lab, env=ENV)
-    assert third.returncode == 0 and changes(third.stdout) == []
+    assert third.returncode == 0 and changes(third.stdout) == [], third.stdout
+
+
+def test_deploy_killed_midway_is_redone_by_the_next_run(lab, tmp_path):
+    """The deploy of a new spec (delete_enabled) is killed on the node while it runs, after the compose
+    file was written: the next run reads the swarm, sees the old service and deploys again."""
+    data = yaml.safe_load(lab.read_text())
+    data["registry"]["delete_enabled"] = True
+    cfg = tmp_path / "lab-delete.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    try:
+        with faults.holding(1, "docker stack deploy --with-registry-auth --resolve-image never"):
+            proc = setup_proc(cfg)
+            faults.wait_until_held(1, proc)
+            node_exec(1, "pkill", "-f", "usr/local/bin/docker stack deploy")  # killed before it reaches docker
+            out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 1 and statuses(out, "deploy") == {"node1": "failed"}, out
+        env = node_exec(1, "docker", "service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+                        "onsen-registry_registry").stdout
+        assert "DELETE_ENABLED" not in env
+        again = run("inv", "setup", config=cfg, env=ENV)
+        assert again.returncode == 0 and re.search(r"node1 +compose file +ok ", again.stdout), again.stdout
+        assert statuses(again.stdout, "deploy") == {"node1": "changed"}, again.stdout
+        env = node_exec(1, "docker", "service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+                        "onsen-registry_registry").stdout
+        assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in env
+    finally:
+        assert run("inv", "setup", config=lab, env=ENV).returncode == 0
+
+
+def test_service_changed_by_hand_is_repaired(lab):
+    assert run("inv", "setup", config=lab, env=ENV).returncode == 0
+    node_exec(1, "docker", "service", "update", "--detach", "--env-add", "HAND=made", "onsen-registry_registry")
+    check = run("inv", "setup", "--check", config=lab, env=ENV)
+    assert "the running service differs in env" in check.stdout, check.stdout
+    fixed = run("inv", "setup", config=lab, env=ENV)
+    assert fixed.returncode == 0 and statuses(fixed.stdout, "deploy") == {"node1": "changed"}, fixed.stdout
+    env = node_exec(1, "docker", "service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+                    "onsen-registry_registry").stdout
+    assert "HAND=made" not in env
+    again = run("inv", "setup", config=lab, env=ENV)
+    assert again.returncode == 0 and changes(again.stdout) == [] and "commands" in again.stdout
 
 
 def test_connection_cut_mid_run(lab):
-    unsettle()
+    unsettle(lab)
     proc = setup_proc(lab)
     out, killed = [], False
     for line in proc.stdout:

@@ -1,141 +1,226 @@
-"""Command builders: argv in, argv out; hostile values quoted; secrets only on stdin and redacted.
-
-The two remote scripts are also run for real with the local sh, on temp directories.
-"""
+"""Command builders: argv in, argv out; hostile values quoted (proved with the local sh); secrets only
+on stdin and redacted; scripts named by file and variables in display(). The scripts themselves run
+for real in test_scripts.py."""
 import shlex
 import subprocess
 
 import pytest
 
 from swarm_registry import commands as c
-from swarm_registry.operations import trust_cert as trust_op
+from swarm_registry import facts
+from swarm_registry.settings import PROJECT_ROOT
+from swarm_registry.steps import login as login_step
+from swarm_registry.steps import trust as trust_step
 
-HOSTILE = "x'; rm -rf / #$(id)`id`\n"
+SCRIPTS = PROJECT_ROOT / "files" / "scripts"
 
 TABLE = [
     (c.make_dirs(["/var/lib/registry", "/srv/a b/auth"], 0o700),
      ("install", "-d", "-m", "700", "--", "/var/lib/registry", "/srv/a b/auth")),
-    (c.secret_list("onsen-registry"),
-     ("docker", "secret", "ls", "--filter", "label=io.swarm-registry.stack=onsen-registry", "--format",
-      "{{.Name}}\t{{.CreatedAt}}")),
+    (c.remove_paths(["/var/lib/registry", "/srv/x"]), ("rm", "-rf", "--", "/var/lib/registry", "/srv/x")),
     (c.secret_remove(["a", "b"]), ("docker", "secret", "rm", "a", "b")),
     (c.node_label_add("kawaii", "registry"), ("docker", "node", "update", "--label-add", "registry=true", "kawaii")),
     (c.node_label_remove("kawaii", "registry"), ("docker", "node", "update", "--label-rm", "registry", "kawaii")),
-    (c.node_labels("kawaii"), ("docker", "node", "inspect", "--format", "{{json .Spec.Labels}}", "kawaii")),
-    (c.stack_deploy("/srv/x/docker-compose.yml", "onsen-registry", "never"),
-     ("docker", "stack", "deploy", "--with-registry-auth", "--resolve-image", "never", "--compose-file",
-      "/srv/x/docker-compose.yml", "onsen-registry")),
-    (c.stack_remove("onsen-registry"), ("docker", "stack", "rm", "onsen-registry")),
-    (c.service_tasks("onsen-registry_registry"),
-     ("docker", "service", "ps", "--no-trunc", "--format",
-      "{{.ID}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}", "onsen-registry_registry")),
-    (c.logout("registry.onsen.lan:5000"), ("docker", "logout", "registry.onsen.lan:5000")),
+    (c.image_tag("registry:2", "r:5000/x:1"), ("docker", "tag", "registry:2", "r:5000/x:1")),
+    (c.image_remove(["a:1", "b:2"]), ("docker", "rmi", "--force", "a:1", "b:2")),
+    (c.image_build("r:5000/smoke:1", b"TAR"), ("docker", "build", "-q", "-t", "r:5000/smoke:1", "-")),
 ]
 
 
-@pytest.mark.parametrize("cmd,argv", TABLE, ids=[t[1][1] + "-" + t[1][2] for t in TABLE])
+@pytest.mark.parametrize("cmd,argv", TABLE, ids=["-".join(t[1][:3]) for t in TABLE])
 def test_argv_table(cmd, argv):
     assert cmd.argv == argv
     assert shlex.split(cmd.shell()) == list(argv)
+    assert not cmd.secret
 
 
-def test_secret_create_sends_content_on_stdin_only():
-    cmd = c.secret_create("registry.onsen.lan.key-abcd1234", b"PRIVATE KEY BYTES", "onsen-registry")
-    assert cmd.argv[-1] == "-" and cmd.stdin == b"PRIVATE KEY BYTES" and cmd.secret
-    assert f"io.swarm-registry.sha256={c.sha256(b'PRIVATE KEY BYTES')}" in cmd.argv
-    assert "PRIVATE KEY BYTES" not in cmd.shell() and "PRIVATE" not in cmd.display()
-    assert "secret, redacted" in cmd.display()
+def test_make_dirs_refuses_a_mode_out_of_range():
+    with pytest.raises(ValueError, match="out of range"):
+        c.make_dirs(["/x"], 0o10000)
+    with pytest.raises(ValueError, match="out of range"):
+        c.converge_file("/x", b"", -1)
 
 
-def test_login_password_never_in_argv_or_display():
-    cmd = c.login("registry.onsen.lan:5000", "lenain", "hunter2-pw")
-    assert "--password-stdin" in cmd.argv and cmd.stdin == b"hunter2-pw"
-    assert "hunter2" not in cmd.shell() and "hunter2" not in cmd.display()
+# --- the deploy command: files/scripts/deploy.sh ---------------------------------------------------
+
+STACK_FILE = b"# Rendered\nversion: '3.7'\nservices:\n  registry:\n    image: registry:2\n"
 
 
-def test_sudo_password_goes_first_on_stdin():
-    cmd = c.with_sudo(c.login("r:5000", "u", "pw"), "sudopw")
-    assert cmd.argv[:5] == ("sudo", "-S", "-p", "", "--")
-    assert cmd.stdin == b"sudopw\npw" and cmd.secret and "sudopw" not in cmd.display()
-    assert c.with_sudo(c.logout("r:5000"), None).argv[:3] == ("sudo", "-n", "--")
+def test_stack_deploy_is_the_deploy_script_with_the_stack_file_on_stdin():
+    cmd = c.stack_deploy("onsen-registry", "onsen-registry_registry", STACK_FILE, "always")
+    assert cmd.argv[:2] == ("sh", "-c")
+    assert cmd.argv[3:] == ("deploy", "onsen-registry", "onsen-registry_registry", "always")
+    text = cmd.argv[2]
+    assert text.splitlines()[0] == 'stack="${1}" service="${2}" resolve_image="${3}"'
+    assert text.endswith((SCRIPTS / "deploy.sh").read_text())
+    assert (SCRIPTS / "lib.sh").read_text() in text
+    assert "--compose-file -" in text  # the stack file is read from stdin, never written on the manager
+    assert cmd.stdin == STACK_FILE and not cmd.secret and cmd.timeout == 300
+    assert cmd.display() == ("<files/scripts/deploy.sh> stack=onsen-registry service=onsen-registry_registry "
+                             f"resolve_image=always  < [{len(STACK_FILE)} bytes on stdin]")
+    assert "image: registry:2" not in cmd.display()  # stdin is never shown, secret or not
 
 
-@pytest.mark.parametrize("builder", [
-    lambda v: c.make_dirs([v]), lambda v: c.node_label_add(v, v), lambda v: c.stack_deploy(v, v, "never"),
-    lambda v: c.secret_create(v, b"x", v), lambda v: c.login(v, v, "pw"), lambda v: c.trust_cert(v, b"x"),
-    lambda v: c.converge_file(v, b"x"),
-])
-def test_hostile_values_come_out_quoted(builder, tmp_path):
-    cmd = builder(HOSTILE)
-    assert shlex.split(cmd.shell()).count(HOSTILE) == cmd.argv.count(HOSTILE) >= 1
-    # and the shell really passes it through as one word: echo it back
-    out = subprocess.run(["sh", "-c", "printf '%s' " + shlex.quote(HOSTILE)], capture_output=True, text=True)
-    assert out.stdout == HOSTILE
+def test_script_text_is_header_lib_every_fact_then_the_script():
+    cmd = c.script("converge-file", {"path": "/p", "mode": "600", "sha": "ab"})
+    text = cmd.argv[2]
+    parts = [text.index((SCRIPTS / "lib.sh").read_text())]
+    for snippet in sorted((SCRIPTS / "facts").glob("*.sh")):
+        parts.append(text.index(snippet.read_text()))
+    parts.append(text.rindex((SCRIPTS / "converge-file.sh").read_text()))
+    assert parts == sorted(parts) and len(parts) >= 9  # lib, 7 facts, script: in that order
+    assert cmd.argv[3:] == ("converge-file", "/p", "600", "ab")
 
 
-def run_script(cmd, cwd=None):
-    return subprocess.run(cmd.argv, input=cmd.stdin, capture_output=True, text=False, cwd=cwd)
+@pytest.mark.parametrize("bad", ["PATH", "a-b", "1x", "x y", "", "x;rm"])
+def test_script_refuses_a_variable_name_that_is_not_a_lower_case_identifier(bad):
+    with pytest.raises(ValueError, match="script variable"):
+        c.script("converge-file", {bad: "v"})
 
 
-def test_converge_file_writes_once_then_reports_ok(tmp_path):
-    target = tmp_path / "htpasswd"
-    data = b"lenain:$2y$12$abc\n"
-    check = run_script(c.converge_file(str(target), data, 0o600, check=True))
-    assert check.stdout == b"state=would-change\n" and not target.exists()
-    first = run_script(c.converge_file(str(target), data, 0o600))
-    assert first.stdout == b"state=changed\n" and target.read_bytes() == data
-    assert oct(target.stat().st_mode & 0o777) == "0o600"
-    assert run_script(c.converge_file(str(target), data, 0o600)).stdout == b"state=ok\n"
-    target.chmod(0o644)  # a mode drift alone is a change
-    assert run_script(c.converge_file(str(target), data, 0o600)).stdout == b"state=changed\n"
-    assert list(tmp_path.iterdir()) == [target]  # no temp file left behind
+def test_display_names_script_values_quoted():
+    cmd = c.converge_file("/srv/a b/htpasswd", b"data", 0o600)
+    assert cmd.display() == (f"<files/scripts/converge-file.sh> path='/srv/a b/htpasswd' mode=600 "
+                             f"sha={c.sha256(b'data')}  < [4 bytes on stdin]")
 
 
-def test_converge_file_refuses_truncated_content(tmp_path):
-    cmd = c.converge_file(str(tmp_path / "f"), b"full content")
-    short = c.Command(cmd.argv, b"full")
-    r = run_script(short)
-    assert r.returncode == 13 and not (tmp_path / "f").exists() and list(tmp_path.iterdir()) == []
+# --- hostile values: Command.shell() through the local sh -------------------------------------------
 
-
-def test_trust_cert_script_installs_reports_strays_and_is_idempotent(tmp_path, monkeypatch):
-    monkeypatch.setattr(c, "CERTS_D", str(tmp_path / "certs.d"))
-    anchor = b"-----BEGIN CERTIFICATE-----\nabc\n"
-    endpoint = "registry.invalid:5000"
-    first = run_script(c.trust_cert(endpoint, anchor))
-    status, msg = trust_op.parse(first.returncode, first.stdout.decode(), first.stderr.decode(), endpoint)
-    installed = tmp_path / "certs.d" / endpoint / "ca.crt"
-    assert status == "changed" and installed.read_bytes() == anchor, msg
-    assert oct(installed.stat().st_mode & 0o777) == "0o644"
-    assert oct(installed.parent.stat().st_mode & 0o777) == "0o755"
-    again = run_script(c.trust_cert(endpoint, anchor))
-    assert trust_op.parse(again.returncode, again.stdout.decode(), "", endpoint)[0] == "ok"
-    (installed.parent / "client.key").write_text("x")
-    stray = run_script(c.trust_cert(endpoint, anchor))
-    status, msg = trust_op.parse(stray.returncode, stray.stdout.decode(), "", endpoint)
-    assert status == "failed" and "client.key" in msg
-
-
-PARSE = [
-    ((0, "state=changed\nstrays=\nverify=0 401\n"), ("changed", "TLS to r:5000 verified (HTTP 401)")),
-    ((0, "state=ok\nstrays=\nverify=0 401\n"), ("ok", "already trusted")),
-    ((0, "state=ok\nstrays=\nverify=7 000\n"), ("ok", "not reachable yet (connection refused)")),
-    ((0, "state=ok\nstrays=\nverify=6 000\n"), ("ok", "name not resolved")),
-    ((0, "state=changed\nstrays=\nverify=60 000\n"), ("failed", "not verified by ca.crt")),
-    ((0, "state=changed\nstrays=\nverify=35 000\n"), ("failed", "TLS handshake failed")),
-    ((0, "state=would-change\nstrays=\nverify=skipped\n"), ("changed", "would install trust")),
-    ((0, "state=changed\nstrays=\nverify=skipped\n"), ("changed", "no curl on the node")),
-    ((0, "state=ok\nstrays=x.cert \nverify=0 401\n"), ("failed", "x.cert")),
-    ((10, ""), ("failed", "could not install")),
+HOSTILE = [
+    "$(touch {mark})", "`touch {mark}`", "x'; touch {mark}; echo '", "; rm -f {victim}", "&& rm -f {victim} ||",
+    "a\"b\\\"c'd", "line1\nline2\n", "*", "~", "$HOME ${IFS} $0", "-n", "", " lead and trail ", "tab\there",
+    "back\\slash\\", "é ü 日本", "!!", "a\x01b\x7f", "'", "''", "\\", "#comment", "|cat", ">{mark}",
 ]
 
 
-@pytest.mark.parametrize("given,expected", PARSE)
-def test_trust_cert_parse_table(given, expected):
-    status, msg = trust_op.parse(given[0], given[1], "", "r:5000")
-    assert status == expected[0] and expected[1] in msg
+def hostile_values(tmp_path):
+    mark, victim = tmp_path / "executed", tmp_path / "victim"
+    victim.write_text("still here")
+    return [v.replace("{mark}", str(mark)).replace("{victim}", str(victim)) for v in HOSTILE], mark, victim
 
 
-def test_scripts_are_valid_sh():
-    for name in ("converge-file", "trust-cert"):
-        assert subprocess.run(["sh", "-n", "-c", c.script(name)]).returncode == 0
+def run_sh(cmd: c.Command) -> subprocess.CompletedProcess:
+    """What a remote login shell does with the string the session sends: `sh -c SHELL`."""
+    return subprocess.run(["sh", "-c", cmd.shell()], input=cmd.stdin, capture_output=True, timeout=10)
+
+
+def test_shell_quotes_every_hostile_value_byte_for_byte(tmp_path):
+    values, mark, victim = hostile_values(tmp_path)
+    for value in values:
+        out = run_sh(c.Command(("printf", "%s\\n", value)))
+        assert out.returncode == 0 and out.stdout == value.encode() + b"\n", value
+    assert not mark.exists() and victim.read_text() == "still here"
+
+
+def echo_argv(cmd: c.Command) -> c.Command:
+    """`printf '%s\\0' ARGV...`: the shell prints the argv it received, NUL-separated."""
+    return c.Command(("printf", "%s\\0", *cmd.argv))
+
+
+BUILDERS = {
+    "make_dirs": lambda v: c.make_dirs([v, v]),
+    "remove_paths": lambda v: c.remove_paths([v]),
+    "node_label_add": lambda v: c.node_label_add(v, v),
+    "secret_create": lambda v: c.secret_create(v, b"x", v),
+    "secret_remove": lambda v: c.secret_remove([v]),
+    "image_tag": lambda v: c.image_tag(v, v),
+    "image_pull": c.image_pull,
+    "image_push": c.image_push,
+    "stack_deploy": lambda v: c.stack_deploy(v, v, b"x", v),
+    "converge_file": lambda v: c.converge_file(v, b"x"),
+    "login": lambda v: login_step.command(v, v, "login", "pw"),
+    "trust": lambda v: trust_step.command(v, b"x"),
+    "script": lambda v: c.script("facts", {"facts": v, "endpoint": v}),
+    "sudo": lambda v: c.with_sudo(c.converge_file(v, b"x"), None),
+    "sudo_password": lambda v: c.with_sudo(c.node_label_add(v, v), "pw"),
+}
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_builders_argv_reaches_the_shell_unchanged(name, tmp_path):
+    values, mark, victim = hostile_values(tmp_path)
+    for value in values:
+        cmd = BUILDERS[name](value)
+        out = run_sh(echo_argv(cmd))
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split(b"\0")[:-1] == [a.encode() for a in cmd.argv], value
+    assert not mark.exists() and victim.read_text() == "still here"
+
+
+# --- secrets: stdin only, redacted, kept through sudo ---------------------------------------------------
+
+KEY = b"-----BEGIN PRIVATE KEY-----\nMIIEsecretkeybytes\n"
+
+
+def test_secret_create_sends_content_on_stdin_only():
+    cmd = c.secret_create("registry.onsen.lan.key-abcd1234", KEY, "onsen-registry")
+    assert cmd.argv[-1] == "-" and cmd.stdin == KEY and cmd.secret
+    assert f"io.swarm-registry.sha256={c.sha256(KEY)}" in cmd.argv
+    assert "io.swarm-registry.stack=onsen-registry" in cmd.argv
+    assert "secretkeybytes" not in cmd.shell() and "secretkeybytes" not in cmd.display()
+    assert cmd.display().endswith(f"< [{len(KEY)} bytes on stdin, secret, redacted]")
+
+
+def test_secret_converge_file_display_redacts_the_content():
+    cmd = c.converge_file("/srv/auth/htpasswd", KEY, 0o600, secret=True)
+    shown = cmd.display()
+    assert cmd.secret and cmd.stdin == KEY
+    assert "secretkeybytes" not in shown and "PRIVATE" not in shown and "secret, redacted" in shown
+    assert "secretkeybytes" not in cmd.shell()
+
+
+def test_login_password_never_in_argv_or_display():
+    cmd = login_step.command("registry.onsen.lan:5000", "lenain", "login", "hunter2-pw")
+    assert cmd.stdin == b"hunter2-pw" and cmd.secret
+    assert "--password-stdin" in cmd.argv[2]
+    assert "hunter2" not in cmd.shell() and "hunter2" not in cmd.display() and "redacted" in cmd.display()
+    logout = login_step.command("registry.onsen.lan:5000", "lenain", "logout")
+    assert logout.stdin is None and not logout.secret
+
+
+def test_with_sudo_without_password_keeps_stdin_and_the_secret_flag():
+    inner = c.converge_file("/srv/auth/htpasswd", KEY, 0o600, secret=True)
+    cmd = c.with_sudo(inner, None)
+    assert cmd.argv == ("sudo", "-n", "--", *inner.argv)
+    assert (cmd.stdin, cmd.secret, cmd.timeout) == (KEY, True, inner.timeout)
+    assert "secretkeybytes" not in cmd.display() and "secret, redacted" in cmd.display()
+    plain = c.with_sudo(c.node_label_add("kawaii", "registry"), None)
+    assert plain.stdin is None and not plain.secret
+
+
+def test_with_sudo_password_goes_first_on_stdin_and_makes_stdin_secret():
+    inner = c.stack_deploy("s", "s_registry", STACK_FILE, "never")  # not secret by itself
+    cmd = c.with_sudo(inner, "sudo-pw")
+    assert cmd.argv[:5] == ("sudo", "-S", "-p", "", "--") and cmd.argv[5:] == inner.argv
+    assert cmd.stdin == b"sudo-pw\n" + STACK_FILE and cmd.secret
+    assert "sudo-pw" not in cmd.display() and "sudo-pw" not in cmd.shell()
+    bare = c.with_sudo(c.node_label_add("kawaii", "registry"), "sudo-pw")
+    assert bare.stdin == b"sudo-pw\n" and bare.secret
+
+
+def test_as_run_wraps_only_when_asked_and_keeps_secret():
+    inner = c.converge_file("/p", KEY, 0o600, secret=True)
+    assert c.as_run(inner, False) is inner
+    assert c.as_run(inner, True).argv[:3] == ("sudo", "-n", "--") and c.as_run(inner, True).secret
+    with_pw = c.as_run(inner, False, "pw")  # a sudo password alone means sudo
+    assert with_pw.argv[:2] == ("sudo", "-S") and with_pw.secret and with_pw.stdin == b"pw\n" + KEY
+
+
+def test_display_of_a_script_under_sudo_names_the_script_not_its_text():
+    shown = c.with_sudo(c.converge_file("/srv/auth/htpasswd", KEY, 0o600, secret=True), None).display()
+    assert shown.startswith("sudo -n -- <files/scripts/converge-file.sh> path=/srv/auth/htpasswd mode=600")
+    assert "verified_write()" not in shown and "fact_docker" not in shown
+    as_user = c.Command(("runuser", "-u", "alice", "--", *c.converge_file("/home/alice/x", b"{}").argv), b"{}")
+    assert as_user.display().startswith("runuser -u alice -- <files/scripts/converge-file.sh> path=/home/alice/x ")
+
+
+def test_display_of_an_inline_sh_command_shows_its_arguments():
+    shown = c.image_pull_if_missing("registry:2").display()
+    assert "registry:2" in shown and "files/scripts/pull-if-missing.sh" not in shown
+
+
+def test_facts_command_names_its_facts_and_has_no_stdin(base_settings):
+    from swarm_registry import settings as S
+    cmd = facts.command(S.from_mapping(base_settings), ["docker", "trust"])
+    assert cmd.argv[3] == "facts" and cmd.argv[4] == "docker trust" and cmd.stdin is None
+    assert cmd.display().startswith("<files/scripts/facts.sh> facts='docker trust' endpoint=registry.onsen.lan:5000")

@@ -1,19 +1,23 @@
-"""credential-helper: parse and merge tables, the command's argv, the step's command count, and the
-script run for real with the local sh (gpg, pass and docker-credential-pass of this machine) in a
-temporary HOME, so nothing of the real user's keys or store is touched."""
+"""credential-helper (steps/credential_store.py): merge and parse tables, the command, the step's plan
+from facts (converged: no command; missing: the script, then config.json; malformed config: failed),
+and the script run for real with the local sh (gpg, pass and docker-credential-pass of this machine)
+in a temporary HOME, so nothing of the real user's keys or store is touched."""
 import base64
 import json
 import os
-import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from swarm_registry import commands as c
+from swarm_registry import facts
 from swarm_registry import settings as S
-from swarm_registry.operations import credentials as cr
-from swarm_registry.remote.session import Output
+from swarm_registry.errors import Output
+from swarm_registry.facts import Facts
+from swarm_registry.results import CHANGED, FAILED, OK
+from swarm_registry.steps import credential_store as cr
+from swarm_registry.steps import login
 from tests.conftest import require
 
 FPR = "11C7C986A3BC3FB9D260C98673E81540E49FB92A"
@@ -88,9 +92,6 @@ PARSE = [
                  f"created GPG key {FPR}; pass init {FPR}; docker-credential-pass list answers")),
     ((0, f"home=/root\npackages=ok\nhelper=installed\nkey=ok {FPR}\nstore=ok\nconfig=\nlist=0\n"),
      ("changed", f"installed {cr.RELEASE_BIN}")),
-    ((0, "home=/root\npackages=would-install pass\nkey=would-create\nstore=would-init\nconfig=\nlist=skipped\n"),
-     ("changed", "would install pass; would create a GPG key; would run pass init; docker-credential-pass list "
-                 "not tried (check mode)")),
     ((0, f"home=/root\npackages=ok\nkey=ok {FPR}\nstore=ok\nconfig=\nlist=124\nlist_error=\n"),
      ("failed", "docker-credential-pass list failed: timed out after 10s")),
     ((0, f"home=/root\npackages=ok\nkey=ok {FPR}\nstore=ok\nconfig=\nlist=1\n"
@@ -129,23 +130,23 @@ def test_config_path(home, path):
 
 
 def test_command_distro_argv_and_no_stdin(base_settings):
-    cmd = cr.command(make_settings(base_settings), check=False, binary=b"ignored")
-    assert cmd.argv[:2] == ("sh", "-c") and cmd.argv[2] == c.script("credential-helper")
-    assert cmd.argv[3:] == ("credential-helper", "distro", "apply", "", cr.RELEASE_BIN, "-", cr.KEY_NAME)
-    assert cmd.stdin is None and not cmd.secret
-    assert cmd.display().startswith("sh -c '<files/scripts/credential-helper.sh>' credential-helper distro apply")
-    checked = cr.command(make_settings(base_settings), check=True, binary=None, user="alice")
-    assert checked.argv[4:7] == ("distro", "check", "alice")
-    assert shlex.split(checked.shell()) == list(checked.argv)
+    cmd = cr.command(make_settings(base_settings), binary=b"ignored")
+    assert cmd.argv[:2] == ("sh", "-c")
+    assert cmd.argv[2].splitlines()[0] == 'source="${1}" user="${2}" bin="${3}" want="${4}" name_real="${5}"'
+    assert cmd.argv[3:] == ("credential-helper", "distro", "", cr.RELEASE_BIN, "-", cr.KEY_NAME)
+    assert cmd.stdin is None and not cmd.secret and cmd.timeout == 900
+    assert cmd.display() == ("<files/scripts/credential-helper.sh> source=distro user='' "
+                             f"bin={cr.RELEASE_BIN} want=- name_real='{cr.KEY_NAME}'")
+    assert cr.command(make_settings(base_settings), binary=None, user="alice").argv[5] == "alice"
 
 
 def test_command_release_sends_the_binary_with_its_sha(base_settings):
     settings = make_settings(base_settings, source="release", sha256="a" * 64)
-    cmd = cr.command(settings, check=False, binary=b"\x7fELF binary")
-    assert cmd.argv[4] == "release" and cmd.argv[8] == c.sha256(b"\x7fELF binary")
+    cmd = cr.command(settings, binary=b"\x7fELF binary")
+    assert cmd.argv[4] == "release" and cmd.argv[7] == c.sha256(b"\x7fELF binary")
     assert cmd.stdin == b"\x7fELF binary" and "[11 bytes on stdin]" in cmd.display()
     with pytest.raises(ValueError, match="release.fetch_binary"):
-        cr.command(settings, check=False, binary=None)
+        cr.command(settings, binary=None)
 
 
 def test_preset_passphrase_commands_keep_the_passphrase_on_stdin():
@@ -161,58 +162,90 @@ def test_preset_passphrase_commands_keep_the_passphrase_on_stdin():
         cr.preset_passphrase_commands(GRIP, "two\nlines")
 
 
-def test_script_is_valid_sh():
-    assert subprocess.run(["sh", "-n", "-c", c.script("credential-helper")]).returncode == 0
+# --- the step's plan, from facts ------------------------------------------------------------------------
+
+CONFIG_OK = json.dumps({"auths": {"registry.onsen.lan:5000": {}}, "credsStore": "pass"}).encode()
 
 
-# --- run_step with a scripted session ---------------------------------------------------------------
+def store_facts(**changes) -> Facts:
+    base = dict(pass_installed=True, helper_sha="ab" * 32, helper_path="/usr/bin/docker-credential-pass",
+                gpg_id=True, list_rc=0, docker_config=CONFIG_OK)
+    return Facts(**{**base, **changes})
 
 
-class FakeSession:
-    def __init__(self, *outputs):
-        self.outputs = list(outputs)
-        self.sent = []
-
-    def run(self, cmd):
-        self.sent.append(cmd)
-        return self.outputs.pop(0)
+def host(settings, name="kawaii"):
+    return settings.hosts[name]
 
 
-def test_run_step_writes_config_once_then_runs_one_command(base_settings):
+def test_plan_converged_host_costs_no_command(base_settings):
+    settings = make_settings(base_settings)
+    plan = cr.plan(settings, host(settings), store_facts(), None)
+    assert (plan.status, plan.actions, plan.host, plan.step) == (OK, (), "kawaii", cr.STEP)
+
+
+@pytest.mark.parametrize("missing", [dict(pass_installed=False), dict(helper_sha="", helper_path=""),
+                                     dict(gpg_id=False), dict(list_rc=1), dict(list_rc=None)])
+def test_plan_store_missing_runs_the_script_then_writes_config(base_settings, missing):
     settings = make_settings(base_settings)
     planted = json.dumps({"auths": {"r:5000": {}}, "planted": 1}).encode()
-    first = FakeSession(Output(0, CONVERGED.replace(b64(b"{}"), b64(planted)), ""), Output(0, "state=changed\n", ""))
-    status, message = cr.run_step(first, settings, check=False, binary=None)
-    assert status == "changed" and "credsStore=pass set in /root/.docker/config.json" in message
-    write = first.sent[1]
+    plan = cr.plan(settings, host(settings), store_facts(docker_config=planted, **missing), None)
+    assert plan.status == CHANGED and len(plan.actions) == 2
+    script, write = (a.command for a in plan.actions)
+    assert script.argv[3:5] == ("credential-helper", "distro") and script.stdin is None
     assert write.argv[3:6] == ("converge-file", "/root/.docker/config.json", "600")
     assert json.loads(write.stdin) == {"auths": {"r:5000": {}}, "planted": 1, "credsStore": "pass"}
-    second = FakeSession(Output(0, CONVERGED.replace(b64(b"{}"), b64(write.stdin)), ""))
-    assert cr.run_step(second, settings, check=False, binary=None)[0] == "ok"
-    assert len(second.sent) == 1
+    assert "set credsStore=pass in /root/.docker/config.json" in plan.message
 
 
-@pytest.mark.parametrize("stdout,rc,status,words", [
-    (CONVERGED.replace(b64(b"{}"), b64(b"{not json")), 0, "failed", "left alone: config.json is not valid JSON"),
-    (CONVERGED.replace("list=0", "list=1\nlist_error=boom"), 0, "failed", "list failed: exit 1: boom"),
-    ("home=/root\n", 50, "failed", "(pass init)"),
-])
-def test_run_step_failures_write_nothing(base_settings, stdout, rc, status, words):
-    session = FakeSession(Output(rc, stdout, "gpg: oops\n"))
-    got = cr.run_step(session, make_settings(base_settings), check=False, binary=None)
-    assert got[0] == status and words in got[1] and len(session.sent) == 1
+def test_plan_store_ok_but_config_without_creds_store_only_writes_config(base_settings):
+    settings = make_settings(base_settings)
+    plan = cr.plan(settings, host(settings), store_facts(docker_config=None), None)
+    assert [a.command.argv[3] for a in plan.actions] == ["converge-file"]
+    assert plan.actions[0].command.stdin == b'{\n\t"credsStore": "pass"\n}\n'
 
 
-def test_run_step_check_mode_writes_nothing(base_settings):
-    session = FakeSession(Output(0, CONVERGED, ""))
-    status, message = cr.run_step(session, make_settings(base_settings), check=True, binary=None)
-    assert status == "changed" and "would set credsStore=pass" in message and len(session.sent) == 1
+@pytest.mark.parametrize("config,words", [(b"{not json", "not valid JSON"), (b"[]", "JSON object, found list"),
+                                          (b"\xff\xfe{}", "not UTF-8")])
+def test_plan_malformed_config_fails_and_writes_nothing(base_settings, config, words):
+    settings = make_settings(base_settings)
+    plan = cr.plan(settings, host(settings), store_facts(docker_config=config, gpg_id=False), None)
+    assert plan.status == FAILED and plan.actions == ()
+    assert plan.message.startswith("/root/.docker/config.json was left alone: ") and words in plan.message
 
 
-def test_run_step_reports_a_failed_write(base_settings):
-    session = FakeSession(Output(0, CONVERGED, ""), Output(13, "", "content arrived truncated\n"))
-    status, message = cr.run_step(session, make_settings(base_settings), check=False, binary=None)
-    assert status == "failed" and "writing /root/.docker/config.json failed: content arrived truncated" in message
+def test_plan_release_reinstalls_a_helper_that_is_not_the_pinned_binary(base_settings):
+    settings = make_settings(base_settings, source="release", sha256="a" * 64)
+    binary = b"\x7fELF pinned"
+    pinned = store_facts(helper_sha=c.sha256(binary), helper_path=cr.RELEASE_BIN)
+    assert cr.plan(settings, host(settings), pinned, binary).status == OK
+    for drift in (dict(helper_sha="ab" * 32), dict(helper_path="/usr/bin/docker-credential-pass")):
+        plan = cr.plan(settings, host(settings), store_facts(**{**pinned.__dict__, **drift}), binary)
+        assert plan.status == CHANGED and plan.actions[0].command.stdin == binary
+
+
+def test_plan_for_another_user_with_sudo_writes_their_config_as_them(base_settings):
+    base_settings["hosts"]["node2"]["user"] = "alice"
+    settings = make_settings({**base_settings, "ssh": {"sudo": True}})
+    plan = cr.plan(settings, host(settings, "node2"), store_facts(gpg_id=False, docker_config=None), None)
+    script, write = (a.command for a in plan.actions)
+    assert script.argv[5] == "alice"
+    assert write.argv[:4] == ("runuser", "-u", "alice", "--")
+    assert write.argv[7:10] == ("converge-file", "/home/alice/.docker/config.json", "600")
+
+
+def test_plan_verdicts_on_what_the_commands_print(base_settings):
+    settings = make_settings(base_settings)
+    script, write = cr.plan(settings, host(settings), store_facts(pass_installed=False, docker_config=None),
+                            None).actions
+    assert script.verdict(Output(0, CONVERGED, ""))[0] == CHANGED  # the script ran: changed, even if all was there
+    status, message = script.verdict(Output(0, CONVERGED.replace("list=0", "list=1\nlist_error=boom"), ""))
+    assert status == FAILED and "list failed: exit 1: boom" in message
+    status, message = script.verdict(Output(50, "home=/root\n", "gpg: oops\n"))
+    assert status == FAILED and "(pass init): gpg: oops" in message
+    assert write.verdict(Output(0, "state=changed\n", "")) == (CHANGED, "credsStore=pass set in /root/.docker/config.json")
+    status, message = write.verdict(Output(13, "", "/root/.docker/config.json: content arrived truncated\n"))
+    assert status == FAILED and message.startswith("writing /root/.docker/config.json failed: ")
+    assert "arrived truncated" in message
 
 
 # --- the script for real, in a temporary HOME ---------------------------------------------------------
@@ -228,45 +261,63 @@ def home(tmp_path):
     subprocess.run(["gpgconf", "--homedir", str(home / ".gnupg"), "--kill", "gpg-agent"], capture_output=True)
 
 
-def run_local(cmd, home: Path):
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LC_ALL": "C"}
+def run_local(cmd, home: Path, **extra):
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LC_ALL": "C", **extra}
     r = subprocess.run(cmd.argv, input=cmd.stdin, capture_output=True, env=env, timeout=120)
     return r.returncode, r.stdout.decode(), r.stderr.decode()
 
 
-def test_script_distro_check_apply_rerun(home, base_settings):
+def run_facts(settings, names, home: Path) -> Facts:
+    rc, out, err = run_local(facts.command(settings, names), home)
+    assert rc == 0, err
+    return facts.parse(out)
+
+
+def test_script_distro_apply_rerun_then_facts_plan_and_login_agree(home, base_settings):
     settings = make_settings(base_settings)
     (home / ".docker").mkdir()
     (home / ".docker" / "config.json").write_text('{"auths": {"r:5000": {}}}')
-    before = cr.parse(*run_local(cr.command(settings, check=True, binary=None), home))
-    assert before.status == "changed" and "would create a GPG key" in before.message
-    assert not (home / ".gnupg").exists() and not (home / ".password-store").exists()  # check mode: nothing made
+    before = run_facts(settings, ["store"], home)
+    assert before.pass_installed and before.helper_sha and not before.gpg_id
+    plan = cr.plan(settings, settings.hosts["kawaii"], before, None)
+    assert [a.command.argv[3] for a in plan.actions] == ["credential-helper", "converge-file"]
 
-    first = cr.parse(*run_local(cr.command(settings, check=False, binary=None), home))
+    first = cr.parse(*run_local(plan.actions[0].command, home))
     assert first.status == "changed", first.message
     assert "created GPG key" in first.message and "pass init" in first.message and "list answers" in first.message
     assert (home / ".password-store" / ".gpg-id").read_text().strip() == first.key
     assert first.config == b'{"auths": {"r:5000": {}}}' and first.home == str(home)
     assert len(first.keygrip) == 40
-    # the key has an encryption subkey: a credential really round-trips through pass
-    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
-    cred = b'{"ServerURL":"r.test:5000","Username":"u","Secret":"s3"}'
-    assert subprocess.run(["docker-credential-pass", "store"], input=cred, env=env).returncode == 0
-    got = subprocess.run(["docker-credential-pass", "get"], input=b"r.test:5000", env=env, capture_output=True)
-    assert json.loads(got.stdout)["Secret"] == "s3"
-
-    again = cr.parse(*run_local(cr.command(settings, check=False, binary=None), home))
+    again = cr.parse(*run_local(cr.command(settings, binary=None), home))
     assert (again.status, again.key) == ("ok", first.key), again.message
-    assert cr.parse(*run_local(cr.command(settings, check=True, binary=None), home)).status == "ok"
+
+    # config.json as the plan would write it (here, into the temporary HOME): then the plan is ok
+    new, _ = cr.merge_docker_config(first.config)
+    assert run_local(c.converge_file(str(home / ".docker" / "config.json"), new, 0o600), home)[1] == "state=changed\n"
+    after = run_facts(settings, ["store"], home)
+    assert after.gpg_id and after.list_rc == 0 and json.loads(after.docker_config)["credsStore"] == "pass"
+    assert cr.plan(settings, settings.hosts["kawaii"], after, None).status == "ok"
+
+    # the key has an encryption subkey: a credential really round-trips through pass, and the login
+    # fact hashes what the real (Go) helper answers exactly as login.expected_sha does
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    endpoint, password = settings.registry.endpoint, 'pw<&>"\\é'
+    cred = json.dumps({"ServerURL": endpoint, "Username": "lenain", "Secret": password}).encode()
+    assert subprocess.run(["docker-credential-pass", "store"], input=cred, env=env).returncode == 0
+    got = subprocess.run(["docker-credential-pass", "get"], input=endpoint.encode(), env=env, capture_output=True)
+    assert json.loads(got.stdout)["Secret"] == password
+    logged = run_facts(settings, ["login"], home)
+    assert logged.login_user == "lenain"
+    assert logged.login_sha == login.expected_sha(endpoint, "lenain", password)
+    assert login.logged_in(logged, endpoint, "lenain", password)
+    assert not login.logged_in(logged, endpoint, "lenain", "pw")
 
 
 def test_script_reinitialises_a_store_naming_a_missing_key(home, base_settings):
     settings = make_settings(base_settings)
-    first = cr.parse(*run_local(cr.command(settings, check=False, binary=None), home))
+    first = cr.parse(*run_local(cr.command(settings, binary=None), home))
     (home / ".password-store" / ".gpg-id").write_text("0000000000000000000000000000000000000000\n")
-    check = cr.parse(*run_local(cr.command(settings, check=True, binary=None), home))
-    assert check.status == "changed" and "would run pass init" in check.message
-    fixed = cr.parse(*run_local(cr.command(settings, check=False, binary=None), home))
+    fixed = cr.parse(*run_local(cr.command(settings, binary=None), home))
     assert fixed.status == "changed" and f"pass init {first.key}" in fixed.message
     assert "created GPG key" not in fixed.message  # the existing key is reused
     assert (home / ".password-store" / ".gpg-id").read_text().strip() == first.key
@@ -277,16 +328,15 @@ def test_script_release_installs_the_binary_only_when_it_differs(home, base_sett
     monkeypatch.setattr(cr, "RELEASE_BIN", str(target))
     settings = make_settings(base_settings, source="release", sha256="a" * 64)
     fake = b"#!/bin/sh\necho '{}'\n"
-    first = cr.parse(*run_local(cr.command(settings, check=False, binary=fake), home))
+    first = cr.parse(*run_local(cr.command(settings, binary=fake), home))
     assert first.status == "changed" and f"installed {target}" in first.message, first.message
     assert target.read_bytes() == fake and oct(target.stat().st_mode & 0o777) == "0o755"
-    again = cr.parse(*run_local(cr.command(settings, check=False, binary=fake), home))
+    again = cr.parse(*run_local(cr.command(settings, binary=fake), home))
     assert again.status == "ok", again.message
     newer = b"#!/bin/sh\necho newer >&2; exit 3\n" + b"#" * 300_000  # larger than a pipe buffer: still drained
-    check = cr.parse(*run_local(cr.command(settings, check=True, binary=newer), home))
-    assert check.status == "changed" and "would install" in check.message and target.read_bytes() == fake
-    broken = cr.parse(*run_local(cr.command(settings, check=False, binary=newer), home))
+    broken = cr.parse(*run_local(cr.command(settings, binary=newer), home))
     assert broken.status == "failed" and "list failed: exit 3: newer" in broken.message
+    assert target.read_bytes() == newer
     assert sorted(p.name for p in target.parent.iterdir()) == ["docker-credential-pass"]  # no temp left
 
 
@@ -294,15 +344,28 @@ def test_script_refuses_a_truncated_binary(home, base_settings, monkeypatch, tmp
     target = tmp_path / "bin" / "docker-credential-pass"
     monkeypatch.setattr(cr, "RELEASE_BIN", str(target))
     settings = make_settings(base_settings, source="release", sha256="a" * 64)
-    cmd = cr.command(settings, check=False, binary=b"#!/bin/sh\necho '{}'\n")
-    facts = cr.parse(*run_local(c.Command(cmd.argv, b"#!/bin/sh\n"), home))
-    assert facts.status == "failed" and "arrived truncated" in facts.message
+    cmd = cr.command(settings, binary=b"#!/bin/sh\necho '{}'\n")
+    facts_ = cr.parse(*run_local(c.Command(cmd.argv, b"#!/bin/sh\n"), home))
+    assert facts_.status == "failed" and "(helper binary)" in facts_.message
+    assert "verified_write exit 13" in facts_.message  # 13: the content arrived truncated
     assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+def test_script_failing_to_install_the_binary_leaves_no_temp_file(home, base_settings, monkeypatch, tmp_path):
+    monkeypatch.setattr(cr, "RELEASE_BIN", str(tmp_path / "bin" / "docker-credential-pass"))
+    settings = make_settings(base_settings, source="release", sha256="a" * 64)
+    cmd = cr.command(settings, binary=b"#!/bin/sh\necho '{}'\n")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    assert run_local(c.Command(cmd.argv, b"#!/bin/sh\n"), home, TMPDIR=str(tmp))[0] == 34
+    assert list(tmp.iterdir()) == []
 
 
 def test_preset_passphrase_lets_a_protected_key_decrypt_without_a_prompt(home):
     env = {"PATH": os.environ["PATH"], "HOME": str(home)}
-    params = ("Key-Type: RSA\nKey-Length: 2048\nSubkey-Type: RSA\nSubkey-Length: 2048\nSubkey-Usage: encrypt\n"
+    (home / ".gnupg").mkdir(mode=0o700)
+    (home / ".gnupg" / "gpg-agent.conf").write_text("s2k-count 65536\n")  # protect the test key fast (4 s -> 0.1 s)
+    params = ("Key-Type: EDDSA\nKey-Curve: ed25519\nSubkey-Type: ECDH\nSubkey-Curve: cv25519\nSubkey-Usage: encrypt\n"
               "Name-Real: preset test\nPassphrase: pp-secret\nExpire-Date: 0\n%commit\n")
     subprocess.run(["gpg", "--batch", "--gen-key"], input=params.encode(), env=env, capture_output=True, check=True)
     listing = subprocess.run(["gpg", "--batch", "--with-colons", "--with-keygrip", "--list-secret-keys"], env=env,
@@ -317,6 +380,7 @@ def test_preset_passphrase_lets_a_protected_key_decrypt_without_a_prompt(home):
     enable, preset = cr.preset_passphrase_commands(grip, "pp-secret")
     assert run_local(enable, home)[1] == "state=changed\n"
     assert run_local(enable, home)[1] == "state=ok\n"
+    assert (home / ".gnupg" / "gpg-agent.conf").read_text() == "s2k-count 65536\nallow-preset-passphrase\n"
     rc, _, err = run_local(preset, home)
     assert rc == 0, err
     out = subprocess.run(decrypt, input=secret, env=env, capture_output=True)

@@ -3,7 +3,8 @@ import subprocess
 
 import pytest
 
-from swarm_registry import htpasswd, jobs
+from swarm_registry import htpasswd
+from swarm_registry.jobs import local as jobs
 from swarm_registry import settings as s
 from swarm_registry.settings import SettingsError
 from tests.conftest import require

@@ -1,47 +1,80 @@
-"""Pure parsers of the setup, login and maintenance operations: facts in, decisions out."""
-import base64
+"""Pure verdicts of the steps that judge what a remote command printed: trust-cert (curl's exit code
+after installing ca.crt), old secrets (stale() and `docker secret rm`), teardown; the smoke build context."""
 import io
-import json
 import tarfile
+from types import SimpleNamespace
 
 import pytest
 
-from swarm_registry import smoke
-from swarm_registry.operations import login as lg
-from swarm_registry.operations import maintenance as mt
-from swarm_registry.operations import setup as st
+from swarm_registry import commands
+from swarm_registry.errors import Output
+from swarm_registry.facts import Facts
+from swarm_registry.jobs import smoke
+from swarm_registry.results import CHANGED, FAILED, OK
+from swarm_registry.steps import old_secrets, teardown, trust
 
-FACTS = """docker=active|true|172.31.250.11
-image=sha256:abc
-data_dir=755
-auth_dir=700
-htpasswd=0123:600
-compose=
-node=node1|id1|Ready|Active
-node=node2|id2|Down|Active
-labels={"registry":"true"}
-secret=r.crt-1111|2026-11-01 10:00:00 +0000 UTC
-secret=r.key-2222|2026-11-01 10:00:00 +0000 UTC
-service=registry:2@sha256:ffff|r.crt-1111,r.key-2222,|map[]
-task=t1|node1|Running|Running 5 minutes ago|
-task=t0|node1|Shutdown|Failed 6 minutes ago|No such image: registry:2
-"""
+ENDPOINT = "registry.onsen.lan:5000"
+ANCHOR = b"-----BEGIN CERTIFICATE-----\nanchor\n"
+INSTALLED = f"trust={commands.sha256(ANCHOR)}:644:755\ntrust_strays=\n"
+
+# --- trust-cert ---------------------------------------------------------------------------------------
+
+VERDICTS = [
+    (0, INSTALLED + "verify=0 401\n", CHANGED, f"trust installed; TLS to {ENDPOINT} verified (HTTP 401)"),
+    (0, INSTALLED + "verify=0 200\n", CHANGED, "verified (HTTP 200)"),
+    (0, INSTALLED + "verify=60 000\n", FAILED, "fails verification: certificate not verified by ca.crt (curl exit 60)"),
+    (0, INSTALLED + "verify=35 000\n", FAILED, "TLS handshake failed (curl exit 35)"),
+    (0, INSTALLED + "verify=51 000\n", FAILED, "certificate name mismatch"),
+    (0, INSTALLED + "verify=6 000\n", FAILED, "cannot resolve registry.onsen.lan (curl exit 6): add it to DNS or "
+                                              "/etc/hosts on the node, pointing at the registry node"),
+    (0, INSTALLED + "verify=7 000\n", CHANGED, f"registry {ENDPOINT} not reachable yet (connection refused)"),
+    (0, INSTALLED + "verify=28 000\n", CHANGED, "not reachable yet (timed out)"),
+    (0, INSTALLED + "verify=52 000\n", CHANGED, "not reachable yet (curl exit 52)"),
+    (0, INSTALLED + "verify=skipped\n", CHANGED, "trust installed; not verified (no curl on the node)"),
+    (0, INSTALLED, CHANGED, "not verified (no curl on the node)"),
+    (0, INSTALLED.replace("trust_strays=", "trust_strays=client.key client.cert ") + "verify=0 401\n", FAILED,
+     "/etc/docker/certs.d/registry.onsen.lan:5000 also holds client.key, client.cert"),
+    (0, INSTALLED.replace(":644:", ":600:") + "verify=0 401\n", FAILED, "could not install"),  # mode not set
+    (0, "trust=" + "00" * 32 + ":644:755\nverify=0 401\n", FAILED, "could not install"),  # another file
+    (13, "", FAILED, f"could not install /etc/docker/certs.d/{ENDPOINT}/ca.crt: exit status 13"),
+    (10, "", FAILED, "could not install"),
+]
 
 
-def test_setup_facts_parse():
-    f = st.parse(FACTS)
-    assert f.docker_up and f.swarm_state == "active" and f.control
-    assert f.image_id == "sha256:abc" and f.auth_dir_mode == "700" and f.compose == ""
-    assert f.nodes == {"node1": "Ready", "node2": "Down"} and f.labels == {"registry": "true"}
-    assert f.service_exists and f.service_image == "registry:2" and f.service_secrets == {"r.crt-1111", "r.key-2222"}
-    assert [t.running for t in f.tasks] == [True, False] and f.tasks[1].error == "No such image: registry:2"
+@pytest.mark.parametrize("rc,stdout,status,words", VERDICTS, ids=[f"{v[0]}-{v[1].rsplit('=', 1)[-1].strip()}-{i}"
+                                                                   for i, v in enumerate(VERDICTS)])
+def test_trust_verdict_table(rc, stdout, status, words):
+    got = trust.verdict_for(ENDPOINT, ANCHOR)(Output(rc, stdout, ""))
+    assert got[0] == status and words in got[1], got
 
 
-def test_setup_facts_docker_down_and_empty():
-    f = st.parse("docker=down\n")
-    assert not f.docker_up and not f.service_exists
-    g = st.parse("docker=active|false|x\nservice=\nlabels=\n")
-    assert g.docker_up and not g.control and not g.service_exists and g.labels == {}
+def test_trust_verdict_names_the_install_error():
+    out = Output(14, "", "mv: cannot move '/etc/docker/certs.d/x/.ca.crt.abc': Read-only file system\n")
+    assert trust.verdict_for(ENDPOINT, ANCHOR)(out) == (
+        FAILED, f"could not install /etc/docker/certs.d/{ENDPOINT}/ca.crt: mv: cannot move "
+                "'/etc/docker/certs.d/x/.ca.crt.abc': Read-only file system")
+
+
+def test_trust_verdict_unresolved_names_the_host_without_the_port():
+    status, message = trust.verdict_for("reg.example:443", ANCHOR)(Output(0, INSTALLED + "verify=6 000\n", ""))
+    assert status == FAILED and "cannot resolve reg.example (" in message and "/etc/hosts" in message
+
+
+def test_trust_plan_ok_change_and_strays():
+    converged = Facts(trust=f"{commands.sha256(ANCHOR)}:644:755")
+    assert trust.plan(ENDPOINT, ANCHOR, "node2", converged).status == OK
+    fresh = trust.plan(ENDPOINT, ANCHOR, "node2", Facts(trust="::"))
+    assert fresh.status == CHANGED and len(fresh.actions) == 1
+    cmd = fresh.actions[0].command
+    assert cmd.argv[3:] == ("trust-cert", ENDPOINT, commands.sha256(ANCHOR)) and cmd.stdin == ANCHOR
+    assert fresh.actions[0].verdict(Output(0, INSTALLED + "verify=0 401\n", ""))[0] == CHANGED
+    drifted = trust.plan(ENDPOINT, ANCHOR, "node2", Facts(trust=f"{commands.sha256(ANCHOR)}:600:755"))
+    assert drifted.status == CHANGED
+    stray = trust.plan(ENDPOINT, ANCHOR, "node2", Facts(trust=converged.trust, trust_strays="ca.key"))
+    assert stray.status == FAILED and stray.actions == () and "ca.key" in stray.message
+
+
+# --- old secrets -------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("secrets,in_use,keep,expected", [
@@ -50,58 +83,61 @@ def test_setup_facts_docker_down_and_empty():
     ([("h.crt-1", "1"), ("h.crt-2", "2"), ("h.crt-3", "3")], {"h.crt-3"}, 1, ["h.crt-1"]),
     ([("h.crt-1", "1"), ("h.crt-2", "2"), ("h.key-1", "1"), ("h.key-2", "2")], set(), 0,
      ["h.crt-2", "h.crt-1", "h.key-2", "h.key-1"]),
+    ([("h.crt-a", "2026-01-03"), ("h.crt-b", "2026-01-01"), ("h.crt-c", "2026-01-02"), ("h.crt-d", "2026-01-04")],
+     {"h.crt-d"}, 1, ["h.crt-c", "h.crt-b"]),  # the newest not in use is kept, by creation time, not name
+    ([("other-thing", "1")], set(), 0, []),  # neither .crt- nor .key-: never ours to remove
 ])
-def test_old_secrets_keeps_the_newest(secrets, in_use, keep, expected):
-    assert st.old_secrets(secrets, in_use, keep) == expected
+def test_old_secrets_stale_keeps_the_newest(secrets, in_use, keep, expected):
+    assert old_secrets.stale(secrets, in_use, keep) == expected
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+@pytest.mark.parametrize("out,status,words", [
+    (Output(0, "h.crt-1\n", ""), CHANGED, "removed old secret versions"),
+    (Output(1, "", "Error response from daemon: rpc error: code = InvalidArgument desc = secret 'h.crt-1' is in "
+                   "use by the following service: onsen-registry_registry\n"), OK, "still in use, kept for now"),
+    (Output(1, "", "Error response from daemon: This node is not a swarm manager.\n"), FAILED,
+     "docker secret rm failed: Error response from daemon: This node is not a swarm manager."),
+    (Output(1, "", ""), FAILED, "docker secret rm failed: exit status 1"),
+])
+def test_old_secrets_verdict(out, status, words):
+    got = old_secrets.verdict(out)
+    assert got[0] == status and words in got[1]
 
 
-def login_out(stored=None, config=None, rc=None, helper=True):
-    lines = [f"rc={rc}"] if rc is not None else []
-    lines.append(f"helper={1 if helper else 0}")
-    lines.append("stored=" + (b64(json.dumps(stored).encode()) if stored else ""))
-    lines.append("config=" + (b64(json.dumps(config).encode()) if config is not None else ""))
-    return "\n".join(lines) + "\n"
+def old_secrets_w(keep=1):
+    return SimpleNamespace(settings=SimpleNamespace(registry=SimpleNamespace(secrets_keep=keep)),
+                           names=SimpleNamespace(cert="h.crt-3", key="h.key-3"))
 
 
-def test_login_facts_and_verdicts():
-    ep = "r.test:5000"
-    good = lg.parse(login_out({"ServerURL": ep, "Username": "u", "Secret": "pw"},
-                              {"auths": {ep: {}}, "credsStore": "pass"}, rc=0))
-    assert lg.logged_in(good, "u", "pw") and not lg.logged_in(good, "u", "other")
-    assert lg.verdict_after_login(good, ep, "")[0] == "changed"
-    plain = lg.parse(login_out({"Username": "u", "Secret": "pw"}, {"auths": {ep: {"auth": "dTpwdw=="}}}, rc=0))
-    assert lg.verdict_after_login(plain, ep, "") == ("failed", f"logged in, but config.json holds the password for {ep} (no credential helper?)")
-    wrong = lg.parse(login_out(None, {}, rc=1))
-    status, msg = lg.verdict_after_login(wrong, ep, "Error response from daemon: login attempt failed: unauthorized")
-    assert status == "failed" and "unauthorized" in msg
-    assert not lg.parse(login_out(helper=False)).helper
+def test_old_secrets_plan_removes_only_stale_ones():
+    f = Facts(secrets=[("h.crt-1", "1"), ("h.crt-2", "2"), ("h.crt-3", "3"), ("h.key-3", "3")])
+    plan = old_secrets.plan(old_secrets_w(keep=1), "kawaii", f)
+    assert plan.status == CHANGED and plan.actions[0].command.argv == ("docker", "secret", "rm", "h.crt-1")
+    assert plan.actions[0].verdict is old_secrets.verdict
+    assert old_secrets.plan(old_secrets_w(keep=2), "kawaii", f).status == OK
 
 
-def test_login_command_keeps_the_password_on_stdin():
-    cmd = lg.command("r.test:5000", "u", "login", "s3cret")
-    assert cmd.stdin == b"s3cret" and cmd.secret and "s3cret" not in cmd.shell() + cmd.display()
-    assert lg.command("r.test:5000", "u", "facts").stdin is None
+# --- teardown -------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("rc,out,check,expected", [
-    (0, "stack=removed\nsecrets=2\nlabel=removed\n", False, "changed"),
-    (0, "stack=absent\nsecrets=0\nlabel=absent\n", False, "ok"),
-    (0, "stack=would-remove\nsecrets=2\nlabel=would-remove\n", True, "changed"),
-    (0, "stack=absent\nsecrets=0\nlabel=absent\n", True, "ok"),
-    (22, "stack=removed\n", False, "failed"),
+    (0, "stack=removed\nsecrets=2\nlabel=removed\n", False, (CHANGED, "stack removed, 2 secret(s) removed, label removed")),
+    (0, "stack=absent\nsecrets=0\nlabel=absent\n", False, (OK, "nothing left to remove")),
+    (0, "stack=absent\nsecrets=1\nlabel=absent\n", False, (CHANGED, "stack absent, 1 secret(s) removed, label absent")),
+    (0, "stack=would-remove\nsecrets=2\nlabel=would-remove\n", True,
+     (CHANGED, "would remove: stack (would-remove), 2 secret(s), label (would-remove)")),
+    (0, "stack=absent\nsecrets=0\nlabel=absent\n", True, (OK, "nothing to remove")),
+    (22, "stack=removed\n", False, (FAILED, "secret x still in use")),
 ])
 def test_teardown_parse(rc, out, check, expected):
-    assert mt.parse_teardown(rc, out, "secret x still in use", check)[0] == expected
+    assert teardown.parse_teardown(rc, out, "secret x still in use\n", check) == expected
 
 
-def test_status_parse():
-    s = mt.parse_status("docker=active|true\ntrust=abcd\nlogin=1\ntask=t1|node1|Running|Running 1 hour ago|\n")
-    assert s.manager and s.trust_sha == "abcd" and s.logged_in and s.tasks[0].running
-    assert mt.parse_status("docker=down\ntrust=\nlogin=0\n").docker == "down"
+def test_teardown_parse_without_stderr_names_the_exit_status():
+    assert teardown.parse_teardown(21, "", "", False) == (FAILED, "exit status 21")
+
+
+# --- smoke ---------------------------------------------------------------------------------------------------
 
 
 def test_smoke_build_context_is_a_tar_from_scratch():
@@ -110,20 +146,5 @@ def test_smoke_build_context_is_a_tar_from_scratch():
         assert sorted(tar.getnames()) == ["Dockerfile", "token"]
         assert tar.extractfile("Dockerfile").read().startswith(b"FROM scratch\n")
         assert tar.extractfile("token").read() == b"tok123\n"
-
-
-def test_converged_host_needs_no_trust_credential_or_login_command():
-    anchor = b"CA PEM"
-    sha = __import__("hashlib").sha256(anchor).hexdigest()
-    config = b64(json.dumps({"auths": {"r:5000": {}}, "credsStore": "pass"}).encode())
-    stored = b64(json.dumps({"ServerURL": "r:5000", "Username": "u", "Secret": "pw"}).encode())
-    out = (f"docker=active|false|x\ntrust={sha}:644:755\ntrust_strays=\npass=1\nhelper=abc\ngpg_id=1\n"
-           f"dconfig={config}\nlist=0\nstored={stored}\n")
-    f = st.parse(out)
-    assert st.trust_converged(f, anchor) and not st.trust_converged(f, b"other")
-    assert st.store_converged(f, None) and st.store_converged(f, "abc") and not st.store_converged(f, "def")
-    assert f.stored_user == "u" and lg.same_secret(f.stored_secret, "pw") and not lg.same_secret("", "")
-    drift = st.parse(out.replace(":644:755", ":600:755").replace("list=0", "list=1"))
-    assert not st.trust_converged(drift, anchor) and not st.store_converged(drift, None)
-    stray = st.parse(out.replace("trust_strays=", "trust_strays=client.key"))
-    assert not st.trust_converged(stray, anchor)
+    assert smoke.build_context("tok123") == ctx  # reproducible: no timestamps
+    assert smoke.build_context("tok124") != ctx
