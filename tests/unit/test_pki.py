@@ -176,8 +176,22 @@ def test_real_tls_handshake_verifies_against_the_ca(ca_settings, tmp_path, serve
                 client.wrap_socket(raw, server_hostname=server_hostname)
 
 
-def test_ip_san_verifies_by_address(ca_settings, tmp_path):
-    bundle = certs.ensure(ca_settings)
-    assert "10.0.0.10" in pki.inspect(bundle.server_cert).sans
-    assert isinstance(pki.san_entry("10.0.0.10").value, __import__("ipaddress").IPv4Address)
-    assert pki.san_entry("registry.onsen.lan").value == "registry.onsen.lan"
+@pytest.mark.parametrize("address,ok", [("127.0.0.1", True), ("::1", True), ("127.0.0.2", False)])
+def test_ip_san_verifies_by_address_in_a_real_handshake(base_settings, tmp_path, address, ok):
+    """A certificate with IP SANs: a client that names the registry by address (no DNS name) verifies it;
+    an address that is not among the SANs is refused."""
+    base_settings["cert"].update({"alt_names": ["127.0.0.1", "::1"]})
+    bundle = certs.ensure(s.from_mapping(base_settings))
+    assert {"127.0.0.1", "::1"} <= set(pki.inspect(bundle.server_cert).sans)
+    assert isinstance(pki.san_entry("127.0.0.1").value, __import__("ipaddress").IPv4Address)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(write(tmp_path, "c.pem", bundle.server_cert), write(tmp_path, "k.pem", bundle.server_key))
+    port = serve_once(server)
+    client = ssl.create_default_context(cafile=write(tmp_path, "ca.pem", bundle.ca_cert))
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        if ok:
+            with client.wrap_socket(raw, server_hostname=address) as tls:
+                assert tls.recv(5) == b"hello"
+        else:
+            with pytest.raises(ssl.SSLCertVerificationError, match="IP address mismatch"):
+                client.wrap_socket(raw, server_hostname=address)
