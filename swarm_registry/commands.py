@@ -36,8 +36,9 @@ class Command:
     def display(self) -> str:
         """What may be shown or logged: a script by its file name and named values, secrets redacted."""
         shown = list(self.argv)
-        at = next((i for i in range(len(shown) - 3) if shown[i:i + 2] == ["sh", "-c"]), None)
-        if at is not None and _header_names(shown[at + 2]):  # one of our scripts, maybe behind sudo/runuser
+        at = next((i for i in range(len(shown) - 3) if shown[i:i + 2] == ["sh", "-c"]
+                   and _header_names(shown[i + 2])), None)
+        if at is not None:  # one of our scripts, maybe behind sudo/runuser
             names = _header_names(shown[at + 2])
             values = shown[at + 4:]
             text = shlex.join(shown[:at]) + (" " if at else "") + f"<files/scripts/{shown[at + 3]}.sh> " + " ".join(
@@ -139,17 +140,23 @@ def stack_deploy(stack: str, service: str, stack_file: bytes, resolve_image: str
 # --- privilege --------------------------------------------------------------------------------
 
 
+SUDO_PROMPT = "[swarm-registry: sudo password]"  # the prompt the execution layer answers, and only it
+SUDO_READY = "swarm-registry: sudo ok"          # printed on stderr once sudo runs the command
+
+
 def as_run(cmd: Command, sudo: bool, password: str | None = None) -> Command:
-    """The command as it is sent to a host: through sudo when the settings or a sudo password ask for it."""
-    return with_sudo(cmd, password) if (sudo or password is not None) else cmd
+    """The command as it is sent to a host: through sudo when the settings ask for it.
 
-
-def with_sudo(cmd: Command, password: str | None) -> Command:
-    """Run `cmd` through sudo: `-n` without a password; with one, `-S` reads it as stdin's first line."""
+    Without a sudo password: `sudo -n` (NOPASSWD; fails at once when sudo would ask). With one:
+    `sudo -S -p PROMPT`, and the command is started by a wrapper that first prints SUDO_READY on
+    stderr; the execution layer types the password only when PROMPT appears, and sends the command's
+    stdin only after SUDO_READY. The password is never part of the command or of its stdin."""
+    if not sudo:
+        return cmd
     if password is None:
         return Command(("sudo", "-n", "--", *cmd.argv), cmd.stdin, cmd.secret, cmd.timeout)
-    stdin = password.encode("utf-8") + b"\n" + (cmd.stdin or b"")
-    return Command(("sudo", "-S", "-p", "", "--", *cmd.argv), stdin, True, cmd.timeout)
+    return Command(("sudo", "-S", "-p", SUDO_PROMPT, "--", "sh", "-c", f'echo "{SUDO_READY}" >&2; exec "$@"',
+                    "sudo-ready", *cmd.argv), cmd.stdin, cmd.secret, cmd.timeout)
 
 
 # --- images (smoke test) --------------------------------------------------------------------

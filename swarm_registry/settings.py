@@ -48,6 +48,8 @@ class Host:
     port: int
     roles: tuple[str, ...]
     node_name: str
+    proxy_jump: str = ""              # [user@]host[:port] of a bastion ("" = ssh.proxy_jump)
+    explicit: frozenset = frozenset()  # keys the settings file set for this host (the rest are defaults)
 
     @property
     def is_manager(self) -> bool:
@@ -104,6 +106,9 @@ class SSH:
     parallel: int
     connect_timeout: int
     sudo: bool
+    config_file: Path | None = None  # an OpenSSH client config honoured (Host aliases, HostName, User, ...)
+    proxy_jump: str = ""             # [user@]host[:port] of a bastion, like OpenSSH's ProxyJump
+    agent: bool = False              # keys from ssh-agent (identity_file then optional)
 
 
 @dataclass(frozen=True)
@@ -263,6 +268,9 @@ _SSH: dict[str, Check] = {
     "parallel": lambda x: v.positive_int(x, 256),
     "connect_timeout": lambda x: v.positive_int(x, 300),
     "sudo": v.boolean,
+    "config_file": lambda x: _local_path(x) if x else None,
+    "proxy_jump": lambda x: v.jump(x) if x else "",
+    "agent": v.boolean,
 }
 _CREDENTIAL_HELPER: dict[str, Check] = {
     "source": lambda x: v.one_of(x, ("distro", "release")),
@@ -276,6 +284,7 @@ _HOST: dict[str, Check] = {
     "port": v.port,
     "roles": lambda x: tuple(_list_of(x, lambda r: v.one_of(r, ROLES), min_items=1)),
     "node_name": v.name,
+    "proxy_jump": lambda x: v.jump(x) if x else "",
 }
 
 
@@ -400,7 +409,7 @@ class _Validator:
             return {}
         for k in host_defaults:
             if k not in _HOST or k in ("address", "node_name"):
-                self.problem(f"host_defaults.{k}", host_defaults[k], "one of user, port, roles")
+                self.problem(f"host_defaults.{k}", host_defaults[k], "one of user, port, roles, proxy_jump")
         hosts: dict[str, Host] = {}
         for name, spec in raw.items():
             key = f"hosts.{name}"
@@ -418,7 +427,7 @@ class _Validator:
             before = len(self.problems)
             fields = self.fields(key, merged, _HOST, spec)
             if len(self.problems) == before:
-                hosts[name] = Host(name=name, **fields)
+                hosts[name] = Host(name=name, **fields, explicit=frozenset(spec) | frozenset(given_defaults))
         seen: dict[tuple[str, int], str] = {}
         for h in hosts.values():
             other = seen.setdefault((h.address, h.port), h.name)
@@ -446,9 +455,11 @@ class _Validator:
             self.problem("registry.host", host, f"at most {MAX_REGISTRY_HOST} characters (swarm secret names "
                                                 f"<host>.crt-<sha8> are limited to 64)")
         cfg, data = registry.get("config_dir"), registry.get("data_dir")
+        refused = False
         for key, path in (("registry.data_dir", data), ("registry.config_dir", cfg)):
             if path and (path in SYSTEM_DIRS or path == "/" or any(_overlap(path, d) for d in SYSTEM_TREES)):
+                refused = True
                 self.problem(key, path, "a directory of its own, not /, a system directory or "
                                         f"anything under {', '.join(SYSTEM_TREES)} (e.g. /srv/registry)")
-        if cfg and data and _overlap(cfg, data):
+        if cfg and data and not refused and _overlap(cfg, data):
             self.problem("registry.data_dir", data, f"a directory apart from registry.config_dir ({cfg})")

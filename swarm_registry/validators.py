@@ -124,6 +124,37 @@ def absolute_path(value: object) -> str:
     return posixpath.normpath(value)
 
 
+def jump(value: object) -> str:
+    """A bastion as OpenSSH's ProxyJump writes one: [user@]host[:port] (IPv6 as [addr]:port)."""
+    if not isinstance(value, str):
+        raise Invalid("[user@]host[:port] of a bastion")
+    parse_jump(value)
+    return value
+
+
+def parse_jump(value: str) -> tuple[str | None, str, int]:
+    """(user or None, host, port) of `[user@]host[:port]`; `Invalid` when it is not one."""
+    accepted = "[user@]host[:port] of a bastion (e.g. admin@bastion.example:22, or [fd00::1]:22)"
+    user, sep, rest = value.rpartition("@")
+    if sep and not _UNIX_USER_RE.match(user):
+        raise Invalid(accepted)
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        port_text = tail[1:] if tail.startswith(":") else ("" if not tail else None)
+    elif rest.count(":") == 1:
+        host, port_text = rest.split(":")
+    else:
+        host, port_text = rest, ""
+    if port_text is None:
+        raise Invalid(accepted)
+    try:
+        host = host_or_ip(host)
+        number = port(int(port_text)) if port_text else 22
+    except (Invalid, ValueError):
+        raise Invalid(accepted) from None
+    return (user or None), host, number
+
+
 def image_ref(value: object) -> str:
     if not isinstance(value, str) or len(value) > 255 or not _IMAGE_RE.match(value):
         raise Invalid("a Docker image reference such as registry:2 or host:5000/team/app:1.0")

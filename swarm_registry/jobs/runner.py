@@ -61,7 +61,7 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
                 ex.record(host, f"{job.name} (cluster)", FAILED, problem)
             out(f"{job.name} found problems: nothing was changed")
         elif mode == DRY:
-            print_commands(plan, settings, out)
+            print_commands(plan, settings, out, sudo_password is not None)
         else:
             execute(plan, ex, mode, job.cluster_steps)
         if after is not None:
@@ -70,8 +70,9 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
     return ex.run.exit_code()
 
 
-def print_commands(plan: list[StepPlan], settings: Settings, out: Out) -> None:
+def print_commands(plan: list[StepPlan], settings: Settings, out: Out, sudo_password: bool = False) -> None:
     """--dry: every command the run would execute, in order, as it is sent (sudo included), redacted."""
+    sudo, password = settings.ssh.sudo or sudo_password, ("<redacted>" if sudo_password else None)
     for p in plan:
         if p.status != CHANGED and not any(a.wait for a in p.actions):
             out(f"{p.host:<14} {p.step:<22} # {p.status}: {p.message}")
@@ -82,7 +83,7 @@ def print_commands(plan: list[StepPlan], settings: Settings, out: Out) -> None:
                 continue
             prefix = f"docker save {a.stream_image} | " if a.stream_image else ""
             repeat = "  # repeated until converged" if a.wait else ""
-            out(f"{p.host:<14} {p.step:<22} $ {prefix}{commands.as_run(a.command, settings.ssh.sudo).display()}{repeat}")
+            out(f"{p.host:<14} {p.step:<22} $ {prefix}{commands.as_run(a.command, sudo, password).display()}{repeat}")
 
 
 def execute(plan: list[StepPlan], ex, mode: str, cluster_steps: tuple[str, ...]) -> None:

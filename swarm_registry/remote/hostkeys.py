@@ -1,7 +1,10 @@
 """Host key verification against `ssh.known_hosts` (Fabric's default accepts any key).
 
-Unknown key: refused, unless `accept_new_host_keys`, which records it (OpenSSH's
-accept-new). Changed key: always refused, naming the host and both fingerprints.
+known_hosts is read as OpenSSH reads it: hashed names and `[host]:port` (paramiko's own
+parser), `@revoked` keys refused wherever they are offered, `@cert-authority` lines skipped
+(host certificates are not used here) rather than a crash. Unknown key: refused, unless
+`accept_new_host_keys`, which records it (OpenSSH's accept-new). Changed key: always refused,
+naming the host and both fingerprints. A bastion's key is checked the same way.
 """
 from __future__ import annotations
 
@@ -25,14 +28,52 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-class VerifyingPolicy(paramiko.MissingHostKeyPolicy):
-    """Called by paramiko only for hosts that have no entry in known_hosts."""
+def load(path: Path) -> tuple[paramiko.HostKeys, set[tuple[str, str]]]:
+    """(known keys, revoked (type, base64) pairs) of a known_hosts file; revoked keys are never known."""
+    known, revoked = paramiko.HostKeys(), set()
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return known, revoked
+    entries = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        marker = ""
+        if line.startswith("@"):
+            marker, _, line = line.partition(" ")
+            line = line.strip()
+        if marker == "@cert-authority":
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
+        except (paramiko.hostkeys.InvalidHostKey, ValueError):
+            entry = None  # a line OpenSSH would also skip
+        if entry is None:
+            continue
+        if marker == "@revoked":
+            revoked.add((entry.key.get_name(), entry.key.get_base64()))
+        elif not marker:
+            entries.append(entry)
+    for entry in entries:
+        if (entry.key.get_name(), entry.key.get_base64()) not in revoked:
+            known._entries.append(entry)
+    return known, revoked
 
-    def __init__(self, known_hosts: Path, accept_new: bool):
+
+class VerifyingPolicy(paramiko.MissingHostKeyPolicy):
+    """Called by paramiko only for hosts that have no (unrevoked) entry in known_hosts."""
+
+    def __init__(self, known_hosts: Path, accept_new: bool, revoked: set | None = None):
         self.known_hosts = known_hosts
         self.accept_new = accept_new
+        self.revoked = revoked or set()
 
     def missing_host_key(self, client, hostname, key):
+        if (key.get_name(), key.get_base64()) in self.revoked:
+            raise HostKeyError(f"host key REVOKED for {hostname} ({key.get_name()} {fingerprint(key)}): marked "
+                               f"@revoked in {self.known_hosts}; refusing to connect")
         if not self.accept_new:
             raise HostKeyError(
                 f"unknown host key for {hostname} ({key.get_name()} {fingerprint(key)}): not in "
@@ -40,8 +81,13 @@ class VerifyingPolicy(paramiko.MissingHostKeyPolicy):
         line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
         with _append_lock:
             self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.known_hosts, "a", encoding="utf-8") as fh:
-                fh.write(line)
+            with open(self.known_hosts, "a+b") as fh:
+                fh.seek(0, 2)
+                if fh.tell():  # a last line without its newline must not swallow ours
+                    fh.seek(-1, 2)
+                    if fh.read(1) != b"\n":
+                        fh.write(b"\n")
+                fh.write(line.encode())
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 

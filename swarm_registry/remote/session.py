@@ -13,23 +13,31 @@ import socket
 import time
 from typing import Callable
 
+from pathlib import Path
+
 import paramiko
 from fabric import Config, Connection
 
-from ..commands import Command, as_run
+from ..commands import SUDO_PROMPT, SUDO_READY, Command, as_run
 from ..errors import HostError, Output
 from ..settings import Host, Settings
+from . import hostkeys
 from .hostkeys import HostKeyError, VerifyingPolicy, changed_key_message
+from ..validators import parse_jump
 
-_CONFIG = None
+_CONFIGS: dict = {}
 _TRACE_LOCK = threading.Lock()
 
 
-def _fabric_config() -> Config:
-    global _CONFIG
-    if _CONFIG is None:  # built once: no ssh_config files, nothing implicit
-        _CONFIG = Config(overrides={"load_ssh_configs": False})
-    return _CONFIG
+def _fabric_config(ssh_config: Path | None) -> Config:
+    """Fabric's config: with ssh.config_file, that OpenSSH client config only (Fabric/paramiko parse it:
+    Host aliases, HostName, User, Port, IdentityFile, ProxyJump); without, no ssh_config at all."""
+    if ssh_config not in _CONFIGS:
+        if ssh_config is None:
+            _CONFIGS[None] = Config(overrides={"load_ssh_configs": False})
+        else:
+            _CONFIGS[ssh_config] = Config(runtime_ssh_path=str(ssh_config))
+    return _CONFIGS[ssh_config]
 
 
 class Session:
@@ -41,25 +49,56 @@ class Session:
         self.on_command = on_command
         self._conn: Connection | None = None
 
+    def _connection(self, address: str, user: str | None, port: int | None, gateway=None) -> Connection:
+        ssh = self.settings.ssh
+        keys = [str(ssh.identity_file)] if ssh.identity_file.is_file() or not ssh.agent else []
+        conn = Connection(address, user=user, port=port, config=_fabric_config(ssh.config_file),
+                          connect_timeout=ssh.connect_timeout, gateway=gateway,
+                          connect_kwargs={"key_filename": keys, "look_for_keys": False, "allow_agent": ssh.agent,
+                                          "banner_timeout": ssh.connect_timeout, "auth_timeout": ssh.connect_timeout})
+        hop = conn
+        while isinstance(hop, Connection):  # this host and every bastion before it (also from ssh_config)
+            self._verify_keys(hop)
+            hop = hop.gateway
+        return conn
+
+    def _verify_keys(self, conn: Connection) -> None:
+        ssh = self.settings.ssh
+        known, revoked = hostkeys.load(ssh.known_hosts)
+        conn.client.get_host_keys()._entries.extend(known._entries)
+        conn.client.set_missing_host_key_policy(VerifyingPolicy(ssh.known_hosts, ssh.accept_new_host_keys, revoked))
+
+    @property
+    def sudo(self) -> bool:
+        """Commands go through sudo: ssh.sudo, or a sudo password was given."""
+        return self.settings.ssh.sudo or self.sudo_password is not None
+
+    def route(self) -> str:
+        """user@host:port, with ' via BASTION' when a proxy jump is set (for messages and --dry)."""
+        jump = self.host.proxy_jump or self.settings.ssh.proxy_jump
+        return f"{self.host.user}@{self.host.address}:{self.host.port}" + (f" via {jump}" if jump else "")
+
     def connect(self) -> None:
         if self._conn is not None and self._conn.is_connected:
             return
         ssh = self.settings.ssh
-        conn = Connection(self.host.address, user=self.host.user, port=self.host.port, config=_fabric_config(),
-                          connect_timeout=ssh.connect_timeout,
-                          connect_kwargs={"key_filename": [str(ssh.identity_file)], "look_for_keys": False,
-                                          "allow_agent": False, "banner_timeout": ssh.connect_timeout,
-                                          "auth_timeout": ssh.connect_timeout})
-        if ssh.known_hosts.exists():
-            conn.client.load_host_keys(str(ssh.known_hosts))
-        conn.client.set_missing_host_key_policy(VerifyingPolicy(ssh.known_hosts, ssh.accept_new_host_keys))
-        where = f"{self.host.user}@{self.host.address}:{self.host.port}"
+        from_config = ssh.config_file is not None  # ssh_config's User/Port apply unless the settings set them
+        user = self.host.user if not from_config or "user" in self.host.explicit else None
+        port = self.host.port if not from_config or "port" in self.host.explicit else None
+        jump = self.host.proxy_jump or ssh.proxy_jump
+        gateway = None
+        if jump:
+            j_user, j_host, j_port = parse_jump(jump)
+            gateway = self._connection(j_host, j_user or self.host.user, j_port)
+        conn = self._connection(self.host.address, user, port, gateway)
+        where = self.route()
         try:
             conn.open()
         except HostKeyError as exc:
             raise HostError(str(exc)) from None
         except paramiko.BadHostKeyException as exc:
-            raise HostError(changed_key_message(f"{self.host.address}:{self.host.port}", exc, ssh.known_hosts)) from None
+            raise HostError(changed_key_message(exc.hostname if hasattr(exc, "hostname") else where, exc,
+                                                ssh.known_hosts)) from None
         except paramiko.AuthenticationException as exc:
             raise HostError(f"authentication failed for {where} with {ssh.identity_file}: {exc}") from None
         except (socket.timeout, TimeoutError):
@@ -76,7 +115,7 @@ class Session:
         e.g. `docker save` output) and close it; return the exit status and output."""
         self.connect()
         assert self._conn is not None
-        cmd = as_run(cmd, self.settings.ssh.sudo, self.sudo_password)
+        cmd = as_run(cmd, self.sudo, self.sudo_password)
         if self.on_command:
             self.on_command(self.host.name)
         _trace(self.host.name, cmd)
@@ -87,16 +126,50 @@ class Session:
             chan = transport.open_session(timeout=self.settings.ssh.connect_timeout)
             chan.settimeout(cmd.timeout)
             chan.exec_command(cmd.shell())
+            early = b""
+            if self.sudo_password is not None:
+                early = self._answer_sudo(chan)
+                if early is None:  # sudo ended before running the command
+                    return _collect(chan, cmd.timeout)
             if cmd.stdin:
                 chan.sendall(cmd.stdin)
             while source is not None and (data := source.read(chunk)):
                 chan.sendall(data)
             chan.shutdown_write()
-            return _collect(chan, cmd.timeout)
+            out = _collect(chan, cmd.timeout)
+            return Output(out.rc, out.stdout, early.decode("utf-8", "replace") + out.stderr) if early else out
         except (socket.timeout, TimeoutError):
             raise HostError(f"timed out after {cmd.timeout:.0f}s: {cmd.display()}") from None
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise HostError(f"connection lost while running {cmd.argv[0]}: {exc or type(exc).__name__}") from None
+
+    def _answer_sudo(self, chan: paramiko.Channel) -> bytes | None:
+        """Answer sudo's own prompt (and only it) with the sudo password; return once the command runs
+        (sudo's wrapper printed SUDO_READY) with what stderr held after it, or None when sudo gave up.
+        The password is never the command's input: with NOPASSWD or a cached timestamp, no prompt comes
+        and nothing is sent. A second prompt means the password was refused: the channel is closed."""
+        buf, answered = b"", False
+        ready, prompt = SUDO_READY.encode(), SUDO_PROMPT.encode()
+        deadline = time.monotonic() + self.settings.ssh.connect_timeout + 30
+        while True:
+            if ready in buf:
+                return buf.split(ready, 1)[1].lstrip(b"\n")
+            if prompt in buf:
+                if answered:
+                    chan.close()
+                    raise HostError(f"sudo refused the sudo password for {self.host.user} (nothing was run)")
+                chan.sendall(self.sudo_password.encode("utf-8") + b"\n")
+                answered, buf = True, buf.split(prompt, 1)[1]
+                continue
+            if chan.recv_stderr_ready():
+                buf += chan.recv_stderr(4096)
+                continue
+            if chan.exit_status_ready():
+                return None
+            if time.monotonic() > deadline:
+                chan.close()
+                raise HostError("sudo did not answer")
+            select.select([chan], [], [], 0.2)
 
     def close(self) -> None:
         if self._conn is not None:

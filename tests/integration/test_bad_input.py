@@ -82,6 +82,14 @@ def no_known_hosts(d, tmp):
     d["ssh"]["known_hosts"] = str(tmp / "absent_known_hosts")
 
 
+def bad_htpasswd(d, tmp):
+    state = tmp / "state"
+    state.mkdir(mode=0o700)
+    (state / "htpasswd").write_text("lenain-without-a-hash\n")
+    (state / "htpasswd").chmod(0o600)
+    d["state_dir"] = str(state)
+
+
 TRUST = ["inv", "trust-cert"]
 CASES = [
     # (id, settings mutation, argv, env/stdin, fragment of the one error line)
@@ -139,7 +147,19 @@ CASES = [
     ("login-long-pw", None, ["inv", "login"], {"REGISTRY_PASSWORD": "é" * 40}, "72 bytes"),
     ("smoke-bad-image", None, ["inv", "smoke-test", "--image", "alpine;reboot"], {"REGISTRY_PASSWORD": "pw"},
      "--image 'alpine;reboot'"),
-    ("setup-no-password-in-htpasswd", None, ["inv", "setup"], None, "no password for registry.login_user"),
+    ("setup-no-password-in-htpasswd", None, ["inv", "setup"], None, "lenain listed but without a password"),
+    ("setup-malformed-htpasswd", bad_htpasswd, ["inv", "setup"], None, "htpasswd line 1"),
+    ("dry-setup-malformed-htpasswd", bad_htpasswd, ["inv", "--dry", "setup"], None, "htpasswd line 1"),
+    ("host-defaults-scalar", top("host_defaults", "root"), ["inv", "--dry", "setup"], None, "host_defaults = 'root'"),
+    ("reg-host-too-long", section("registry", "host", "r" * 45 + ".example.com"), ["inv", "--dry", "setup"], None,
+     "at most 52 characters"),
+    ("data-dir-root", section("registry", "data_dir", "/"), ["inv", "--dry", "setup"], None, "registry.data_dir = '/'"),
+    ("config-dir-root", section("registry", "config_dir", "/"), ["inv", "teardown", "--purge-data", "--yes"], None,
+     "registry.config_dir = '/'"),
+    ("data-dir-etc", section("registry", "data_dir", "/etc"), ["inv", "teardown", "--purge-data", "--yes"], None,
+     "registry.data_dir = '/etc'"),
+    ("data-dir-docker", section("registry", "data_dir", "/var/lib/docker/volumes/x"), ["inv", "--dry", "setup"], None,
+     "registry.data_dir"),
 ]
 
 
@@ -148,6 +168,8 @@ def test_bad_input_exit_2_one_line_nothing_sent(hosts, tmp_path, case):
     name, mutate, argv, env, fragment = case
     data = hosts.settings()
     data["state_dir"] = str(tmp_path / "state")
+    if name in ("data-dir-root", "config-dir-root"):  # one line: keep the other directory apart from "/"
+        data.setdefault("registry", {})["config_dir" if name == "data-dir-root" else "data_dir"] = "/srv/x"
     if mutate is not None:
         if mutate.__code__.co_argcount == 2:
             mutate(data, tmp_path)

@@ -92,6 +92,10 @@ def test_users_add_refuses_bad_input(config, args, env, fragment):
 
 
 def test_render_prints_the_stack(config):
+    """What setup deploys: so it needs the users' passwords (their htpasswd's hash is in the spec)."""
+    refused = run("inv", "render", config=config)
+    assert refused.returncode == 2 and "lenain listed but without a password" in refused.stderr
+    assert run("inv", "users.add", "lenain", config=config, env={"REGISTRY_PASSWORD": "render-pw-1"}).returncode == 0
     r = run("inv", "render", config=config)
     doc = yaml.safe_load(r.stdout)
     assert r.returncode == 0 and doc["services"]["registry"]["ports"][0]["mode"] == "host"

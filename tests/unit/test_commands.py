@@ -131,8 +131,8 @@ BUILDERS = {
     "login": lambda v: login_step.command(v, v, "login", "pw"),
     "trust": lambda v: trust_step.command(v, b"x"),
     "script": lambda v: c.script("facts", {"facts": v, "endpoint": v}),
-    "sudo": lambda v: c.with_sudo(c.converge_file(v, b"x"), None),
-    "sudo_password": lambda v: c.with_sudo(c.node_label_add(v, v), "pw"),
+    "sudo": lambda v: c.as_run(c.converge_file(v, b"x"), True),
+    "sudo_password": lambda v: c.as_run(c.node_label_add(v, v), True, "pw"),
 }
 
 
@@ -178,36 +178,39 @@ def test_login_password_never_in_argv_or_display():
     assert logout.stdin is None and not logout.secret
 
 
-def test_with_sudo_without_password_keeps_stdin_and_the_secret_flag():
+def test_sudo_without_password_keeps_stdin_and_the_secret_flag():
     inner = c.converge_file("/srv/auth/htpasswd", KEY, 0o600, secret=True)
-    cmd = c.with_sudo(inner, None)
+    cmd = c.as_run(inner, True)
     assert cmd.argv == ("sudo", "-n", "--", *inner.argv)
     assert (cmd.stdin, cmd.secret, cmd.timeout) == (KEY, True, inner.timeout)
     assert "secretkeybytes" not in cmd.display() and "secret, redacted" in cmd.display()
-    plain = c.with_sudo(c.node_label_add("kawaii", "registry"), None)
-    assert plain.stdin is None and not plain.secret
+    assert c.as_run(inner, False) is inner
 
 
-def test_with_sudo_password_goes_first_on_stdin_and_makes_stdin_secret():
+def test_sudo_password_is_never_in_the_command_or_its_stdin():
+    """With a sudo password, sudo prompts with our unique prompt and a wrapper signals when the command
+    starts: the execution layer types the password at the prompt only (remote/session.py)."""
     inner = c.stack_deploy("s", "s_registry", STACK_FILE, "never")  # not secret by itself
-    cmd = c.with_sudo(inner, "sudo-pw")
-    assert cmd.argv[:5] == ("sudo", "-S", "-p", "", "--") and cmd.argv[5:] == inner.argv
-    assert cmd.stdin == b"sudo-pw\n" + STACK_FILE and cmd.secret
-    assert "sudo-pw" not in cmd.display() and "sudo-pw" not in cmd.shell()
-    bare = c.with_sudo(c.node_label_add("kawaii", "registry"), "sudo-pw")
-    assert bare.stdin == b"sudo-pw\n" and bare.secret
+    cmd = c.as_run(inner, True, "sudo-pw")
+    assert cmd.argv[:5] == ("sudo", "-S", "-p", c.SUDO_PROMPT, "--") and cmd.argv[-len(inner.argv):] == inner.argv
+    assert cmd.stdin == STACK_FILE and not cmd.secret
+    assert "sudo-pw" not in cmd.shell() and "sudo-pw" not in cmd.display()
+    assert cmd.display().startswith(f"sudo -S -p '{c.SUDO_PROMPT}' -- sh -c")
+    assert "<files/scripts/deploy.sh> stack=s" in cmd.display()
+    wrapper = subprocess.run(["sh", "-c", cmd.argv[7], "sudo-ready", "printf", "%s", "ran"], capture_output=True)
+    assert wrapper.stdout == b"ran" and c.SUDO_READY.encode() in wrapper.stderr
 
 
 def test_as_run_wraps_only_when_asked_and_keeps_secret():
     inner = c.converge_file("/p", KEY, 0o600, secret=True)
     assert c.as_run(inner, False) is inner
     assert c.as_run(inner, True).argv[:3] == ("sudo", "-n", "--") and c.as_run(inner, True).secret
-    with_pw = c.as_run(inner, False, "pw")  # a sudo password alone means sudo
-    assert with_pw.argv[:2] == ("sudo", "-S") and with_pw.secret and with_pw.stdin == b"pw\n" + KEY
+    with_pw = c.as_run(inner, True, "pw")
+    assert with_pw.argv[:2] == ("sudo", "-S") and with_pw.secret and with_pw.stdin == KEY
 
 
 def test_display_of_a_script_under_sudo_names_the_script_not_its_text():
-    shown = c.with_sudo(c.converge_file("/srv/auth/htpasswd", KEY, 0o600, secret=True), None).display()
+    shown = c.as_run(c.converge_file("/srv/auth/htpasswd", KEY, 0o600, secret=True), True).display()
     assert shown.startswith("sudo -n -- <files/scripts/converge-file.sh> path=/srv/auth/htpasswd mode=600")
     assert "verified_write()" not in shown and "fact_docker" not in shown
     as_user = c.Command(("runuser", "-u", "alice", "--", *c.converge_file("/home/alice/x", b"{}").argv), b"{}")
