@@ -4,10 +4,18 @@ Each host is its own sshd process with its own host key and port, root login by 
 client key. Each runs in its own mount namespace with a private /etc/docker bound to a
 directory of the host's own, so files a task writes under /etc/docker land per host
 (`host.etc_docker`). Start-up is polled (the SSH banner), never slept on.
+
+Opt-in `home_skel` (default None: root's real home, as before): each host also gets a HOME of
+its own, `host.home`, filled from that directory (e.g. /etc/skel, Debian's stock .bashrc and
+.profile) and bound over root's home directory in the host's namespace, so sshd runs root's
+login shell with those startup files instead of this machine's ~/.bashrc. Opt-in `sftp=True`
+(default False) adds Debian's stock `Subsystem sftp` line (tools that copy files over SFTP).
 """
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,10 +26,11 @@ from pathlib import Path
 import yaml
 
 SSHD = "/usr/sbin/sshd"
+SFTP_SUBSYSTEM = "Subsystem sftp /usr/lib/openssh/sftp-server\n"  # as in Debian's stock sshd_config
 
 CONFIG = """\
 Port {port}
-ListenAddress 127.0.0.1
+ListenAddress {address}
 HostKey {dir}/ssh_host_ed25519_key
 PidFile none
 AuthorizedKeysFile {authorized_keys}
@@ -35,17 +44,17 @@ MaxStartups 100
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(address: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
+        s.bind((address, 0))
         return s.getsockname()[1]
 
 
-def wait_for_banner(port: int, timeout: float = 10.0) -> None:
+def wait_for_banner(port: int, timeout: float = 10.0, address: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            with socket.create_connection((address, port), timeout=1) as s:
                 if s.recv(4).startswith(b"SSH-"):
                     return
         except OSError:
@@ -61,6 +70,13 @@ class SshdHost:
     dir: Path
     port: int
     proc: subprocess.Popen | None = None
+    address: str = "127.0.0.1"
+    home_skel: Path | None = None  # opt-in: see the module docstring
+
+    @property
+    def home(self) -> Path:
+        """With home_skel: the directory bound over root's home in this host's namespace."""
+        return self.dir / "home"
 
     @property
     def etc_docker(self) -> Path:
@@ -72,18 +88,22 @@ class SshdHost:
 
     def host_key_line(self) -> str:
         key = (self.dir / "ssh_host_ed25519_key.pub").read_text().split()
-        return f"[127.0.0.1]:{self.port} {key[0]} {key[1]}"
+        return f"[{self.address}]:{self.port} {key[0]} {key[1]}"
 
     def start(self) -> None:
         if self.proc and self.proc.poll() is None:
             return
         script = ("mount --make-rprivate / && mkdir -p /etc/docker && mount --bind \"$1\" /etc/docker "
                   "&& exec \"$2\" -D -e -f \"$3\"")
+        args = [str(self.etc_docker), SSHD, str(self.dir / "sshd_config")]
+        if self.home_skel is not None:
+            script = script.replace("&& exec", "&& mount --bind \"$4\" \"$5\" && exec")
+            args += [str(self.home), pwd.getpwnam("root").pw_dir]  # the hosts log in root
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                ["unshare", "-m", "sh", "-c", script, "sh", str(self.etc_docker), SSHD, str(self.dir / "sshd_config")],
+                ["unshare", "-m", "sh", "-c", script, "sh", *args],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        wait_for_banner(self.port)
+        wait_for_banner(self.port, address=self.address)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -108,13 +128,22 @@ class SshdHost:
 class SshdHosts:
     """N sshd hosts under `workdir`; `settings_file()` writes a settings YAML for them."""
 
-    def __init__(self, n: int, workdir: Path):
+    def __init__(self, n: int, workdir: Path, address: str = "127.0.0.1", home_skel: str | Path | None = None,
+                 sftp: bool = False):
+        """`address`: where every sshd listens (127.0.0.1, or ::1 for IPv6 hosts).
+        `home_skel` (opt-in, default None): each host's root HOME is a copy of this directory (e.g.
+        "/etc/skel"), bound over root's home in its namespace; None keeps this machine's.
+        `sftp` (opt-in, default False): also serve the sftp subsystem."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o700)
         self.client_key = self.workdir / "id_ed25519"
         self.known_hosts = self.workdir / "known_hosts"
-        self.hosts = [SshdHost(f"h{i}", self.workdir / f"h{i}", free_port()) for i in range(1, n + 1)]
+        self.home_skel = Path(home_skel) if home_skel is not None else None
+        self.sftp = sftp
+        self.hosts = [SshdHost(f"h{i}", self.workdir / f"h{i}", free_port(address), address=address,
+                               home_skel=self.home_skel)
+                      for i in range(1, n + 1)]
 
     def __enter__(self) -> "SshdHosts":
         Path("/run/sshd").mkdir(exist_ok=True)
@@ -125,10 +154,15 @@ class SshdHosts:
         for h in self.hosts:
             h.dir.mkdir(exist_ok=True)
             h.etc_docker.mkdir(exist_ok=True)
+            if self.home_skel is not None and not h.home.exists():
+                shutil.copytree(self.home_skel, h.home, symlinks=True)
+                os.chmod(h.home, 0o700)
             if not (h.dir / "ssh_host_ed25519_key").exists():
                 subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
                                 str(h.dir / "ssh_host_ed25519_key")], check=True)
-            (h.dir / "sshd_config").write_text(CONFIG.format(port=h.port, dir=h.dir, authorized_keys=authorized))
+            (h.dir / "sshd_config").write_text(CONFIG.format(port=h.port, dir=h.dir, authorized_keys=authorized,
+                                                                 address=h.address)
+                                          + (SFTP_SUBSYSTEM if self.sftp else ""))
         for h in self.hosts:
             h.start()
         self.write_known_hosts()
@@ -144,10 +178,11 @@ class SshdHosts:
 
     def settings(self, **overrides) -> dict:
         data = {
-            "hosts": {h.name: {"address": "127.0.0.1", "port": h.port, "user": "root",
+            "hosts": {h.name: {"address": h.address, "port": h.port, "user": "root",
                                "roles": ["manager"] if i == 0 else ["worker"]}
                       for i, h in enumerate(self.hosts)},
-            "registry": {"node": self.hosts[0].name},
+            # a name every host resolves (to itself: no registry there, so curl finds it refused, not unknown)
+            "registry": {"node": self.hosts[0].name, "host": "localhost"},
             "cert": {"key_type": "ecdsa-p256"},
             "ssh": {"identity_file": str(self.client_key), "known_hosts": str(self.known_hosts),
                     "parallel": max(1, len(self.hosts)), "connect_timeout": 5},

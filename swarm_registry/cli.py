@@ -67,12 +67,17 @@ def mode(c, check: bool = False) -> str:
     return mode_of(check, is_dry(c))
 
 
+SUDO_PASSWORD_ENV = "SWARM_REGISTRY_SUDO_PASSWORD"
+
+
 def sudo_password(c) -> str | None:
-    """The sudo password given with fab's --prompt-for-sudo-password (never from argv)."""
+    """The sudo password: --prompt-for-sudo-password (inv and fab), else env SWARM_REGISTRY_SUDO_PASSWORD;
+    never from argv. None: sudo must not ask (NOPASSWD), or ssh.sudo is off."""
     try:
-        return c.config.sudo.password or None
+        given = c.config.sudo.password or None
     except AttributeError:
-        return None
+        given = None
+    return given or os.environ.get(SUDO_PASSWORD_ENV) or None
 
 
 def read_password(user: str, *, from_stdin: bool, confirm: bool = True) -> str:

@@ -6,8 +6,18 @@ Public API::
     lab.down(purge=False, out=print)    # removes exactly what up() made
     lab.status(out=print) -> dict
     lab.LabError
+
+Named labs run beside the default one, in the shapes users have::
+
+    path = lab.up(nodes=4, name="shapes", managers=3, registry_node=4,
+                  user="deploy", sudo="password", bastion=True)   # -> config/lab-shapes.yaml
+    lab.down(name="shapes")
+    lab.status(name="shapes")
+
+``up`` on a running lab with another ``nodes`` grows it (new workers) or shrinks it (nodes
+leave the swarm and are removed). Names, subnets and files: see devtools/lab/settings.py.
 """
 from .errors import LabError
-from .cluster import down, status, up
+from .cluster import down, lab_names, status, up
 
-__all__ = ["LabError", "up", "down", "status"]
+__all__ = ["LabError", "up", "down", "status", "lab_names"]

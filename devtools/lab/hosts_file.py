@@ -1,4 +1,8 @@
-"""The one tagged line of the lab in the control machine's /etc/hosts."""
+"""The tagged lines of the labs in the control machine's /etc/hosts: one line per lab.
+
+The default lab's line ends with ``# swarm-registry-lab``; a named lab X's with
+``# swarm-registry-lab:X`` (so code that only knows the default tag leaves it alone).
+"""
 from __future__ import annotations
 
 import errno
@@ -10,21 +14,21 @@ from . import settings as S
 from .errors import LabError
 
 
-def _is_tagged(line: str) -> bool:
-    return line.rstrip().endswith(S.HOSTS_TAG)
+def _is_tagged(line: str, tag: str = S.HOSTS_TAG) -> bool:
+    return line.rstrip().endswith(tag)
 
 
-def hosts_line(ip: str, name: str) -> str:
-    return f"{ip} {name}  {S.HOSTS_TAG}"
+def hosts_line(ip: str, name: str, tag: str = S.HOSTS_TAG) -> str:
+    return f"{ip} {name}  {tag}"
 
 
-def current(path: Path = S.HOSTS_FILE) -> str | None:
-    """The tagged line now in the hosts file, or None."""
+def current(path: Path = S.HOSTS_FILE, tag: str = S.HOSTS_TAG) -> str | None:
+    """The line tagged `tag` now in the hosts file, or None."""
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         return None
-    tagged = [ln for ln in lines if _is_tagged(ln)]
+    tagged = [ln for ln in lines if _is_tagged(ln, tag)]
     return tagged[0] if tagged else None
 
 
@@ -62,19 +66,21 @@ def _rewrite(path: Path, new_lines: list[str]) -> None:
         raise LabError(f"cannot write {path}: {exc.strerror} (run as root)") from None
 
 
-def ensure(ip: str, name: str, path: Path = S.HOSTS_FILE) -> bool:
-    """Make the tagged line exactly `ip name  # swarm-registry-lab`; True if the file changed."""
-    want = hosts_line(ip, name)
+def ensure(ip: str, name: str, path: Path = S.HOSTS_FILE, tag: str = S.HOSTS_TAG) -> bool:
+    """Make the line tagged `tag` exactly `ip name  <tag>`; True if the file changed.
+
+    Lines of other tags (other labs) are left as they are."""
+    want = hosts_line(ip, name, tag)
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         lines = []
-    tagged = [ln for ln in lines if _is_tagged(ln)]
+    tagged = [ln for ln in lines if _is_tagged(ln, tag)]
     if tagged == [want]:
         return False
     new, placed = [], False
     for ln in lines:
-        if _is_tagged(ln):
+        if _is_tagged(ln, tag):
             if not placed:
                 new.append(want)
                 placed = True
@@ -86,13 +92,13 @@ def ensure(ip: str, name: str, path: Path = S.HOSTS_FILE) -> bool:
     return True
 
 
-def remove(path: Path = S.HOSTS_FILE) -> bool:
-    """Drop the tagged line(s); True if the file changed."""
+def remove(path: Path = S.HOSTS_FILE, tag: str = S.HOSTS_TAG) -> bool:
+    """Drop the line(s) tagged `tag`; True if the file changed."""
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         return False
-    new = [ln for ln in lines if not _is_tagged(ln)]
+    new = [ln for ln in lines if not _is_tagged(ln, tag)]
     if new == lines:
         return False
     _rewrite(path, new)

@@ -1,7 +1,7 @@
 """Build the two lab images without any registry: debootstrap + docker import.
 
-* node image ``swarm-registry-lab/node:<h>``: Debian bookworm (minbase) with sshd and
-  Debian's docker.io; ``<h>`` hashes the recipe so it is rebuilt only when that changes.
+* node image ``swarm-registry-lab/node:<h>``: Debian bookworm (minbase) with sshd, sudo and
+  Debian's docker.io (a lab's bastion runs it too, sshd only); ``<h>`` hashes the recipe so it is rebuilt only when that changes.
 * registry image ``swarm-registry-lab/registry:2``: Debian's docker-registry binary, its
   libraries and a config.yml equivalent to the upstream registry:2 image.
 """
@@ -28,6 +28,7 @@ REGISTRY_RECIPE_VERSION = "1"
 SUITE = "bookworm"
 NODE_PACKAGES = [
     "openssh-server", "docker.io", "iproute2", "ca-certificates", "gnupg", "curl", "procps",
+    "sudo",  # the user="deploy" shapes of lab.up
 ]
 NODE_ENTRYPOINT = "/usr/local/sbin/lab-node-entrypoint"
 

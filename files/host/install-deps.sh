@@ -3,7 +3,8 @@
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
 PKGS=(docker.io docker-registry openssh-server openssh-client debootstrap gnupg pass
-      golang-docker-credential-helpers apache2-utils openssl curl iproute2 util-linux python3-venv make sudo)
+      golang-docker-credential-helpers apache2-utils openssl curl iproute2 util-linux python3-venv make sudo skopeo
+      age)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,14 +12,17 @@ if [ "$action" = check ]; then
   exit 0
 fi
 if docker service inspect "$service" >/dev/null 2>&1; then
-  docker stack rm "$stack" >/dev/null || exit 20
+  # may report "Failed to remove some resources" (its network is still used by a stopping task): retried below
+  docker stack rm "$stack" >/dev/null 2>&1
   echo stack=removed
 else
   echo stack=absent
 fi
+networks() { docker network ls -q --filter "label=com.docker.stack.namespace=$stack"; }
 waited=0
-while docker service inspect "$service" >/dev/null 2>&1; do
-  [ "$waited" -ge "$timeout" ] && { echo "the registry task did not stop within ${timeout}s" >&2; exit 21; }
+while docker service inspect "$service" >/dev/null 2>&1 || [ -n "$(networks)" ]; do
+  [ "$waited" -ge "$timeout" ] && { echo "the registry's service or network did not go within ${timeout}s" >&2; exit 21; }
+  networks | xargs -r docker network rm >/dev/null 2>&1
   sleep 1; waited=$((waited + 1))
 done
 ids=$(docker secret ls -q --filter "label=io.swarm-registry.stack=$stack")

@@ -59,8 +59,10 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
         if plan and isinstance(plan[0], tuple):
             for host, problem in plan:
                 ex.record(host, f"{job.name} (cluster)", FAILED, problem)
-            out(f"{job.name} found problems: nothing was changed")
+            out("stopped before any change: fix the problems above")
         elif mode == DRY:
+            for host in usable:
+                out(f"{host:<14} {'route':<22} # ssh {ex.sessions[host].route()}")
             print_commands(plan, settings, out, sudo_password is not None)
         else:
             execute(plan, ex, mode, job.cluster_steps)

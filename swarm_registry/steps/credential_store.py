@@ -205,10 +205,16 @@ def _write_verdict(path: str):
     return verdict
 
 
+def docker_account(settings: Settings, host) -> str:
+    """Who runs docker on the node, and so owns the credential store and the login: root with ssh.sudo
+    (every command runs through sudo), else the SSH user."""
+    return "root" if settings.ssh.sudo else host.user
+
+
 def plan(settings: Settings, host, f: Facts, binary: bytes | None) -> StepPlan:
     """The store on `host` (a settings.Host): the script when anything is missing, then config.json."""
     want = commands.sha256(binary) if binary else None
-    user = host.user
+    user = docker_account(settings, host)
     actions, done = [], []
     if not converged(f, want):
         actions.append(Action(command(settings, binary=binary, user=user), _script_verdict))
@@ -220,9 +226,6 @@ def plan(settings: Settings, host, f: Facts, binary: bytes | None) -> StepPlan:
         return failed(STEP, host.name, f"{path} was left alone: {exc}")
     if changed:
         write = commands.converge_file(path, new, 0o600)
-        if user != "root" and settings.ssh.sudo:  # written by the user, so the file is theirs
-            write = commands.Command(("runuser", "-u", user, "--", *write.argv), write.stdin, write.secret,
-                                     write.timeout)
         actions.append(Action(write, _write_verdict(path)))
         done.append(f"set credsStore={CREDS_STORE} in {path}")
     if not actions:

@@ -184,9 +184,14 @@ def test_status_reports_up(the_lab, ips):
     assert info["images"]["node"]["present"] and info["images"]["registry"]["present"]
 
 
-def test_other_node_count_is_refused(the_lab):
-    with pytest.raises(lab.LabError, match="down"):
-        lab.up(nodes=NODES + 1, out=lambda _l: None)
+def test_the_lab_grows_and_shrinks_in_place(the_lab):
+    """inv lab.up --nodes N on a running lab: nodes join (as workers) or leave the swarm."""
+    lab.up(nodes=NODES + 1, out=lambda _l: None)
+    names = sh("docker", "exec", S.container_name(1), "docker", "node", "ls", "--format", "{{.Hostname}}").stdout.split()
+    assert sorted(names) == [S.hostname(i) for i in range(1, NODES + 2)]
+    lab.up(nodes=NODES, out=lambda _l: None)
+    names = sh("docker", "exec", S.container_name(1), "docker", "node", "ls", "--format", "{{.Hostname}}").stdout.split()
+    assert sorted(names) == [S.hostname(i) for i in range(1, NODES + 1)]
 
 
 def test_up_restarts_stopped_nodes(the_lab, ips):

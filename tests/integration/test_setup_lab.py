@@ -141,21 +141,28 @@ def test_worker_down_others_converge(lab, tmp_path):
     assert again.returncode == 0 and set(statuses(again.stdout, "trust-cert").values()) == {"ok"}
 
 
-def test_user_added_with_apply_logs_in_and_removed_user_gets_401(lab):
+def test_users_is_the_allow_list_a_listed_user_gets_in_an_unlisted_one_is_revoked(lab, tmp_path):
     from swarm_registry import settings as settings_mod
     from swarm_registry.registry_http import probe
 
-    cfg = settings_mod.load(lab)
-    add = run("inv", "users.add", "alice", "--apply", config=lab, env={"REGISTRY_PASSWORD": "alice-pw-1"})
+    data = yaml.safe_load(lab.read_text())
+    data["users"] = ["lenain", "alice"]
+    with_alice = tmp_path / "alice.yaml"
+    with_alice.write_text(yaml.safe_dump(data))
+    cfg = settings_mod.load(with_alice)
+    add = run("inv", "users.add", "alice", "--apply", config=with_alice, env={"REGISTRY_PASSWORD": "alice-pw-1"})
     assert add.returncode == 0, add.stdout + add.stderr
     assert statuses(add.stdout, "htpasswd") == {"node1": "changed"}
     assert statuses(add.stdout, "deploy") == {"node1": "changed"}  # htpasswd's hash is in the spec: a new task
-    got = probe(cfg, "/v2/", auth=("alice", "alice-pw-1"))
-    assert got.status == 200
-    rm = run("inv", "users.remove", "alice", "--apply", config=lab)
-    assert rm.returncode == 0, rm.stdout + rm.stderr
+    assert probe(cfg, "/v2/", auth=("alice", "alice-pw-1")).status == 200
+    # alice's password is still in state_dir/htpasswd, but her name left `users:`: setup revokes her
+    revoke = run("inv", "setup", config=lab, env={"REGISTRY_PASSWORD": PASSWORD})
+    assert revoke.returncode == 0, revoke.stdout
+    assert "not deployed (not in settings users): alice" in revoke.stdout
     assert probe(cfg, "/v2/", auth=("alice", "alice-pw-1")).status == 401
     assert probe(cfg, "/v2/", auth=("lenain", PASSWORD)).status == 200
+    rm = run("inv", "users.remove", "alice", config=lab)
+    assert rm.returncode == 0, rm.stdout + rm.stderr
 
 
 def test_convergence_timeout_names_the_task_error(lab, tmp_path):

@@ -223,14 +223,19 @@ def test_plan_release_reinstalls_a_helper_that_is_not_the_pinned_binary(base_set
         assert plan.status == CHANGED and plan.actions[0].command.stdin == binary
 
 
-def test_plan_for_another_user_with_sudo_writes_their_config_as_them(base_settings):
+def test_with_sudo_root_owns_the_store_and_the_login_whoever_logs_in(base_settings):
+    """The account model: with ssh.sudo every command runs as root, so root runs docker, owns the
+    credential store and config.json; without sudo, the SSH user does."""
     base_settings["hosts"]["node2"]["user"] = "alice"
     settings = make_settings({**base_settings, "ssh": {"sudo": True}})
     plan = cr.plan(settings, host(settings, "node2"), store_facts(gpg_id=False, docker_config=None), None)
     script, write = (a.command for a in plan.actions)
-    assert script.argv[5] == "alice"
-    assert write.argv[:4] == ("runuser", "-u", "alice", "--")
-    assert write.argv[7:10] == ("converge-file", "/home/alice/.docker/config.json", "600")
+    assert script.argv[5] == "root" and cr.docker_account(settings, host(settings, "node2")) == "root"
+    assert write.argv[3:6] == ("converge-file", "/root/.docker/config.json", "600")
+    plain = make_settings(base_settings)
+    own = cr.plan(plain, host(plain, "node2"), store_facts(gpg_id=False, docker_config=None), None)
+    assert own.actions[0].command.argv[5] == "alice"
+    assert own.actions[1].command.argv[4] == "/home/alice/.docker/config.json"
 
 
 def test_plan_verdicts_on_what_the_commands_print(base_settings):

@@ -1,0 +1,135 @@
+"""How hosts are reached, on plain sshd hosts (real OpenSSH servers on loopback): IPv6 ([::1]), a
+bastion (ProxyJump, its key verified like any other), an OpenSSH client config (Host aliases),
+keys from ssh-agent (a passphrase-protected key), and known_hosts as OpenSSH writes it (hashed
+names, @cert-authority, @revoked, a last line without newline)."""
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+import yaml
+
+from devtools.sshd_hosts import SshdHosts
+from tests.conftest import require
+from tests.integration.clirun import run, statuses
+
+pytestmark = pytest.mark.sshd
+ENDPOINT = "localhost:5000"
+
+
+def installed(h):
+    return h.etc_docker / "certs.d" / ENDPOINT / "ca.crt"
+
+
+@pytest.fixture
+def hosts(tmp_path):
+    require("/usr/sbin/sshd")
+    require("unshare")
+    with SshdHosts(4, tmp_path / "hosts") as hs:
+        yield hs
+
+
+def recap_commands(stdout: str) -> dict[str, int]:
+    rows = stdout.split("RECAP", 1)[1].splitlines()[2:]
+    return {r.split()[0]: int(r.split()[-1]) for r in rows if r.split() and not r.startswith("FAILED")}
+
+
+def test_ipv6_hosts_on_loopback(tmp_path):
+    require("/usr/sbin/sshd")
+    with SshdHosts(3, tmp_path / "v6", address="::1") as hosts:
+        cfg = hosts.settings_file()
+        assert "[::1]:" in hosts.known_hosts.read_text()
+        first = run("inv", "trust-cert", config=cfg)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert statuses(first.stdout, "trust-cert") == {h.name: "changed" for h in hosts.hosts}
+        again = run("inv", "trust-cert", config=cfg)
+        assert statuses(again.stdout, "trust-cert") == {h.name: "ok" for h in hosts.hosts}
+        assert recap_commands(again.stdout) == {h.name: 1 for h in hosts.hosts}  # facts only
+
+
+def test_bastion_route_with_its_key_verified(hosts):
+    bastion, targets = hosts.hosts[0], hosts.hosts[1:]
+    data = hosts.settings(ssh={"proxy_jump": f"root@127.0.0.1:{bastion.port}"})
+    data["hosts"] = {k: v for k, v in data["hosts"].items() if k != bastion.name}
+    data["registry"]["node"] = targets[0].name
+    data["hosts"][targets[0].name]["roles"] = ["manager"]
+    cfg = hosts.workdir / "jump.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    dry = run("inv", "--dry", "trust-cert", config=cfg)
+    assert dry.returncode == 0 and f"via root@127.0.0.1:{bastion.port}" in dry.stdout, dry.stdout
+    before = bastion.sessions_opened()
+    r = run("inv", "trust-cert", config=cfg)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert all(installed(h).exists() for h in targets) and not installed(bastion).exists()
+    assert bastion.sessions_opened() - before >= 1  # every target was reached through the bastion
+    # the bastion's key is verified like any other: without it in known_hosts, nothing is reached
+    hosts.write_known_hosts(targets)
+    refused = run("inv", "trust-cert", config=cfg)
+    assert refused.returncode == 1 and f"unknown host key for [127.0.0.1]:{bastion.port}" in refused.stdout, \
+        refused.stdout
+
+
+def test_openssh_client_config_aliases(hosts, tmp_path):
+    h = hosts.hosts[0]
+    conf = tmp_path / "ssh_config"
+    conf.write_text(f"Host web1\n  HostName 127.0.0.1\n  Port {h.port}\n  User root\n"
+                    f"  IdentityFile {hosts.client_key}\n")
+    data = hosts.settings(ssh={"config_file": str(conf)})
+    data["hosts"] = {"web1": {"address": "web1", "roles": ["manager"]}}
+    data["registry"]["node"] = "web1"
+    cfg = tmp_path / "alias.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    r = run("inv", "trust-cert", config=cfg)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert statuses(r.stdout, "trust-cert") == {"web1": "changed"} and installed(h).exists()
+
+
+def test_passphrase_protected_key_through_the_agent(hosts, tmp_path):
+    require("ssh-agent")
+    key = tmp_path / "protected"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (hosts.workdir / "authorized_keys").write_text((tmp_path / "protected.pub").read_text())
+    agent = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, check=True).stdout
+    env = dict(re.findall(r"(SSH_AUTH_SOCK|SSH_AGENT_PID)=([^;]+);", agent))
+    try:
+        assert subprocess.run(["ssh-add", str(key)], env={**os.environ, **env}, capture_output=True).returncode == 0
+        subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "a passphrase", "-f", str(key)], check=True)
+        data = hosts.settings(ssh={"agent": True, "identity_file": str(key)})
+        cfg = tmp_path / "agent.yaml"
+        cfg.write_text(yaml.safe_dump(data))
+        without = run("inv", "trust-cert", config=cfg)  # no agent in the environment: the key cannot be used
+        assert without.returncode == 1 and "authentication failed" in without.stdout, without.stdout
+        r = run("inv", "trust-cert", config=cfg, env={"SSH_AUTH_SOCK": env["SSH_AUTH_SOCK"]})
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert all(installed(h).exists() for h in hosts.hosts)
+        data["ssh"]["identity_file"] = str(tmp_path / "absent")  # with the agent, the file is optional
+        cfg.write_text(yaml.safe_dump(data))
+        assert run("inv", "trust-cert", config=cfg, env={"SSH_AUTH_SOCK": env["SSH_AUTH_SOCK"]}).returncode == 0
+    finally:
+        os.kill(int(env["SSH_AGENT_PID"]), signal.SIGTERM)
+
+
+def test_known_hosts_as_openssh_writes_it(hosts):
+    h1, h2, h3, h4 = hosts.hosts
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(hosts.known_hosts)], check=True, capture_output=True)
+    lines = hosts.known_hosts.read_text().splitlines()
+    assert all(line.startswith("|1|") for line in lines)  # every name hashed
+    revoked = h4.host_key_line().split(" ", 1)[1]
+    extra = ["@cert-authority *.example.org " + h1.host_key_line().split(" ", 1)[1], f"@revoked * {revoked}"]
+    hosts.known_hosts.write_text("\n".join(lines + extra))  # and no newline at the end
+    r = run("inv", "trust-cert", config=hosts.settings_file())
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert statuses(r.stdout, "trust-cert") == {h.name: "changed" for h in (h1, h2, h3)}
+    assert "host key REVOKED" in r.stdout and "FAILED h4" in r.stdout and not installed(h4).exists()
+
+
+def test_accept_new_appends_on_a_line_of_its_own(hosts):
+    h1 = hosts.hosts[0]
+    hosts.known_hosts.write_text(h1.host_key_line())  # one line, no trailing newline
+    r = run("inv", "trust-cert", config=hosts.settings_file(ssh={"accept_new_host_keys": True}))
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = hosts.known_hosts.read_text().splitlines()
+    assert len(lines) == 4 and all(len(line.split()) == 3 for line in lines), lines
+    assert subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{h1.port}", "-f", str(hosts.known_hosts)],
+                          capture_output=True).returncode == 0
