@@ -17,34 +17,47 @@ from swarm_registry import cli
 from .hosts import once_for_all_hosts
 
 
-@task(help={"check": cli.HELP["check"]})
+@task(help={"json": cli.HELP["json"], "check": cli.HELP["check"]})
 @cli.handles_errors
 @once_for_all_hosts
-def trust_cert(c, hosts, check=False):
+def trust_cert(c, hosts, check=False, json=False):
     """Make the -H hosts' docker trust the registry (certs.d/HOST:PORT/ca.crt), then verify TLS from each."""
+    cli.report(c, "trust-cert", json, check)
     return cli.trust_cert(c, hosts, check)
 
 
-@task(help={"check": cli.HELP["check"]})
+@task(help={"json": cli.HELP["json"], "check": cli.HELP["check"]})
 @cli.handles_errors
 @once_for_all_hosts
-def install_credential_helper(c, hosts, check=False):
+def install_credential_helper(c, hosts, check=False, json=False):
     """Install pass + docker-credential-pass, a GPG key and `pass init` on the -H hosts; credsStore in config.json."""
+    cli.report(c, "install-credential-helper", json, check)
     return cli.credential_helper(c, hosts, check)
 
 
-@task(help={"check": "report what would change, change nothing",
+@task(help={"json": cli.HELP["json"], "check": "report what would change, change nothing",
             "password_stdin": "read login_user's password from stdin"})
 @cli.handles_errors
 @once_for_all_hosts
-def login(c, hosts, check=False, password_stdin=False):
+def login(c, hosts, check=False, password_stdin=False, json=False):
     """`docker login` on the -H hosts as registry.login_user (password: prompt, env REGISTRY_PASSWORD or stdin)."""
+    cli.report(c, "login", json, check)
     return cli.login(c, hosts, check, password_stdin)
 
 
-@task(help={"check": cli.HELP["check"]})
+@task(help={"json": cli.HELP["json"], "check": cli.HELP["check"]})
 @cli.handles_errors
 @once_for_all_hosts
-def logout(c, hosts, check=False):
+def logout(c, hosts, check=False, json=False):
     """`docker logout` from the registry on the -H hosts."""
+    cli.report(c, "logout", json, check)
     return cli.login(c, hosts, check, False, logout=True)
+
+
+@task(help={"json": cli.HELP["json"], "check": cli.HELP["check"], "password_stdin": cli.HELP["password_stdin"]})
+@cli.handles_errors
+@once_for_all_hosts
+def setup_node(c, hosts, check=False, password_stdin=False, json=False):
+    """Bring the -H hosts (nodes that joined the swarm later) in: trust, credential store, login; on them only."""
+    cli.report(c, "setup-node", json, check)
+    return cli.setup(c, check, password_stdin, hosts)

@@ -1,7 +1,9 @@
 """Helpers shared by the two thin CLI shells (tasks.py for inv, fabfile/ for fab).
 
 Turns SettingsError into one line per problem on stderr and exit status 2, reads
-passwords without ever taking them from an argument, and tells --dry apart.
+passwords without ever taking them from an argument, and tells --dry apart. `report()` makes
+the output of a task that reports: lines on stdout (colour only on a terminal, never with
+NO_COLOR), or with --json one JSON document on stdout and the lines on stderr.
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from invoke.exceptions import Exit
 
 from . import settings as settings_mod
 from . import validators
+from .results import Report
 from .settings import SettingsError
 
 PASSWORD_ENV = "REGISTRY_PASSWORD"
+_REPORT: list[Report] = []  # the report of the task running now (handles_errors finishes it)
 
 
 def err(line: str) -> None:
@@ -30,19 +34,46 @@ def out(line: str) -> None:
         sys.stdout = open(os.devnull, "w")
 
 
+def colour() -> bool:
+    """Colour the statuses: only when stdout is a terminal, never with NO_COLOR set (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def report(c, task: str, as_json: bool = False, check: bool = False) -> Report:
+    """Start the output of a task that reports (`sink()` returns it, for the job's `out`). With
+    --json, handles_errors prints the JSON document when the task ends (also after bad input)."""
+    rep = Report(task, as_json=as_json, mode=mode(c, check), colour=colour(), stdout=out, stderr=err)
+    _REPORT[:] = [rep]
+    return rep
+
+
+def sink():
+    """Where a job's lines go: the task's report (see report()), else stdout."""
+    return _REPORT[-1] if _REPORT else out
+
+
+def _finish(code: int, errors: list[str] | None = None) -> None:
+    while _REPORT:
+        _REPORT.pop().finish(code, errors)
+
+
 def handles_errors(fn):
-    """Run a task body; bad input -> its lines on stderr and exit 2; a failed run -> its exit status."""
+    """Run a task body; bad input -> its lines on stderr and exit 2; a failed run -> its exit status.
+    With --json (see report()), the JSON document is printed last, whatever the outcome."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             code = fn(*args, **kwargs)
         except SettingsError as exc:
+            _finish(exc.exit_code, exc.problems)
             for line in exc.problems:
                 err(f"error: {line}")
             raise Exit(code=exc.exit_code) from None
         except KeyboardInterrupt:
+            _finish(130, ["interrupted"])
             err("interrupted")
             raise Exit(code=130) from None
+        _finish(code or 0)
         if code:
             raise Exit(code=code)
     return wrapper
@@ -109,6 +140,16 @@ def optional_password(user: str, *, from_stdin: bool, prompt: bool = False) -> s
     return None
 
 
+def positive_int(flag: str, value) -> int:
+    try:
+        number = int(value)
+        if number < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SettingsError([f"{flag} {value!r}: must be a whole number of at least 1"]) from None
+    return number
+
+
 def check_user_name(user: str) -> str:
     try:
         return validators.registry_user(user)
@@ -122,21 +163,36 @@ HELP = {
     "check": "read each host's facts and print what would change; change nothing",
     "hosts": "comma-separated hosts or groups (nodes, managers, workers, registry); default: nodes",
     "password_stdin": "read login_user's password from the first line of stdin",
+    "json": "print one JSON document on stdout (per host and step: status, message, commands, times; "
+            "the recap); the progress lines go to stderr",
 }
+
+
+def setup(c, check: bool, password_stdin: bool, hosts: list[str] | None = None, move_data: bool = False,
+          abandon_data: bool = False) -> int:
+    from .jobs.setup import setup as job
+
+    if move_data and abandon_data:
+        raise SettingsError(["--move-data and --abandon-data: choose one"])
+    settings = load_settings()
+    chosen = settings.select(hosts) if hosts else None
+    password = optional_password(settings.registry.login_user, from_stdin=password_stdin, prompt=True)
+    return job(settings, sink(), mode=mode(c, check), password=password, sudo_password=sudo_password(c), hosts=chosen,
+               move="move" if move_data else "abandon" if abandon_data else "")
 
 
 def trust_cert(c, hosts: list[str], check: bool) -> int:
     from .jobs.trust import trust_cert as job
 
     settings = load_settings()
-    return job(settings, settings.select(hosts), out, mode=mode(c, check), sudo_password=sudo_password(c))
+    return job(settings, settings.select(hosts), sink(), mode=mode(c, check), sudo_password=sudo_password(c))
 
 
 def credential_helper(c, hosts: list[str], check: bool) -> int:
     from .jobs.credentials import credential_helper as job
 
     settings = load_settings()
-    return job(settings, settings.select(hosts), out, mode=mode(c, check), sudo_password=sudo_password(c))
+    return job(settings, settings.select(hosts), sink(), mode=mode(c, check), sudo_password=sudo_password(c))
 
 
 def login(c, hosts: list[str], check: bool, password_stdin: bool, logout: bool = False) -> int:
@@ -145,5 +201,5 @@ def login(c, hosts: list[str], check: bool, password_stdin: bool, logout: bool =
     settings = load_settings()
     password = None if logout else read_password(settings.registry.login_user, from_stdin=password_stdin,
                                                  confirm=False)
-    return job(settings, settings.select(hosts), out, password=password, logout=logout, mode=mode(c, check),
+    return job(settings, settings.select(hosts), sink(), password=password, logout=logout, mode=mode(c, check),
                sudo_password=sudo_password(c))

@@ -17,7 +17,7 @@ from .settings import Settings
 COMPOSE_NAME = "docker-compose.yml"
 SPEC_LABEL = "io.swarm-registry.spec"
 
-HOST_FACTS = ("docker", "trust", "store", "login")        # every node
+HOST_FACTS = ("docker", "trust", "store", "login", "data")  # every node (data: a registry moved away leaves it)
 REGISTRY_FACTS = ("registry_node",)                     # the registry node
 MANAGER_FACTS = ("manager", "tasks")                    # the manager that does swarm-wide work
 
@@ -52,6 +52,7 @@ class Facts:
     # trust
     trust: str = ""  # "sha256:filemode:dirmode" of certs.d/ENDPOINT/ca.crt
     trust_strays: str = ""
+    trust_previous: str = ""  # "sha256:filemode" of certs.d/ENDPOINT/ca-previous.crt (rotate-ca), "" when none
     # credential store and login
     pass_installed: bool = False
     helper_sha: str = ""
@@ -63,6 +64,10 @@ class Facts:
     login_sha: str = ""
     # registry node
     image_id: str = ""
+    data_bytes: int | None = None  # du -sb of registry.data_dir (None: no such directory)
+    data_files: bool = False       # data_dir holds at least one file
+    registry_image: str = ""       # the image of the registry's task running on this node (status)
+    registry_version: str = ""     # what its registry binary answers to --version (status)
     data_dir_mode: str = ""
     auth_dir_mode: str = ""
     htpasswd: str = ""  # "sha256:mode"
@@ -111,47 +116,34 @@ def _b64(value: str) -> bytes | None:
         return None
 
 
+_TEXT = {"trust": "trust", "trust_strays": "trust_strays", "helper": "helper_sha", "helper_path": "helper_path",
+         "login_user": "login_user", "login_sha": "login_sha", "image": "image_id", "data_dir": "data_dir_mode",
+         "auth_dir": "auth_dir_mode", "htpasswd": "htpasswd", "compose": "compose",
+         "registry_image": "registry_image", "registry_version": "registry_version",
+         "trust_previous": "trust_previous"}  # key -> field, kept as text
+_FLAGS = {"pass": "pass_installed", "gpg_id": "gpg_id", "data_files": "data_files"}  # key -> field, "1" is true
+_NUMBERS = {"list": "list_rc", "data_bytes": "data_bytes"}  # key -> field, None unless digits
+
+
 def parse(stdout: str) -> Facts:
     f = Facts()
     for line in stdout.splitlines():
         key, sep, value = line.partition("=")
         if not sep:
             continue
-        if key == "docker":
+        if key in _TEXT:
+            setattr(f, _TEXT[key], value.strip() if key == "trust_strays" else value)
+        elif key in _FLAGS:
+            setattr(f, _FLAGS[key], value == "1")
+        elif key in _NUMBERS:
+            setattr(f, _NUMBERS[key], int(value) if value.isdigit() else None)
+        elif key == "docker":
             state, _, control = value.partition("|")
             if value != "down" and state:  # docker info exits 0 with "|false" when the daemon is down
                 f.docker_up = True
                 f.swarm_state, f.control = state, control == "true"
-        elif key == "trust":
-            f.trust = value
-        elif key == "trust_strays":
-            f.trust_strays = value.strip()
-        elif key == "pass":
-            f.pass_installed = value == "1"
-        elif key == "helper":
-            f.helper_sha = value
-        elif key == "helper_path":
-            f.helper_path = value
-        elif key == "gpg_id":
-            f.gpg_id = value == "1"
-        elif key == "list":
-            f.list_rc = int(value) if value.isdigit() else None
         elif key == "dconfig":
             f.docker_config = _b64(value)
-        elif key == "login_user":
-            f.login_user = value
-        elif key == "login_sha":
-            f.login_sha = value
-        elif key == "image":
-            f.image_id = value
-        elif key == "data_dir":
-            f.data_dir_mode = value
-        elif key == "auth_dir":
-            f.auth_dir_mode = value
-        elif key == "htpasswd":
-            f.htpasswd = value
-        elif key == "compose":
-            f.compose = value
         elif key == "node":
             parts = value.split("|")
             if len(parts) >= 4:

@@ -9,13 +9,25 @@ from __future__ import annotations
 
 from .facts import Facts
 from .steps import (StepPlan, compose_file, converge, credential_store, deploy, directories, htpasswd_file, image,
-                    label, login, old_secrets, secrets, trust)
+                    inventory, label, login, move_data, old_secrets, secrets, trust)
 from .wanted import Wanted
 
-CLUSTER_STEPS = (directories.STEP, htpasswd_file.STEP, secrets.STEP, label.STEP, image.STEP, compose_file.STEP,
+CLUSTER_STEPS = (inventory.STEP, move_data.STOP, move_data.STEP, directories.STEP, htpasswd_file.STEP, secrets.STEP, label.STEP, image.STEP, compose_file.STEP,
                  deploy.STEP, converge.STEP, old_secrets.STEP)
 NODE_STEPS = (trust.STEP, credential_store.STEP, login.STEP)
 ORDER = CLUSTER_STEPS + NODE_STEPS
+
+
+def node_plan(w: Wanted, facts: dict[str, Facts], nodes: list[str]) -> list[StepPlan]:
+    """The node steps only (trust, credential store, login) for `nodes`: a node that joined later."""
+    s = w.settings
+    endpoint, anchor = s.registry.endpoint, w.bundle.trust_anchor
+    steps = [trust.plan(endpoint, anchor, h, facts[h], previous=w.previous_anchor) for h in nodes]
+    stores = [credential_store.plan(s, s.hosts[h], facts[h], w.helper_binary) for h in nodes]
+    steps += stores
+    steps += [login.plan(endpoint, s.registry.login_user, w.password, h, facts[h], helper_coming=bool(st.actions))
+              for h, st in zip(nodes, stores)]
+    return steps
 
 
 def setup_plan(w: Wanted, facts: dict[str, Facts], manager: str, nodes: list[str]) -> list[StepPlan]:
@@ -23,8 +35,11 @@ def setup_plan(w: Wanted, facts: dict[str, Facts], manager: str, nodes: list[str
     s = w.settings
     reg = s.registry.node
     m, r = facts[manager], facts[reg]
-    deploying = deploy.plan(w, manager, m)
+    moving = move_data.plans(w, manager, facts, m, w.move)
+    deploying = deploy.plan(w, manager, m, forced="scaled to 0 for the data move" if moving else "")
     steps = [
+        inventory.plan(s, manager, m),
+        *moving,
         directories.plan(w, reg, r),
         htpasswd_file.plan(w, reg, r),
         secrets.plan(w, manager, m),
@@ -35,12 +50,4 @@ def setup_plan(w: Wanted, facts: dict[str, Facts], manager: str, nodes: list[str
         converge.plan(w, manager, m, deploying=bool(deploying.actions)),
         old_secrets.plan(w, manager, m),
     ]
-    endpoint, anchor = s.registry.endpoint, w.bundle.trust_anchor
-    for host in nodes:
-        steps.append(trust.plan(endpoint, anchor, host, facts[host]))
-    for host in nodes:
-        steps.append(credential_store.plan(s, s.hosts[host], facts[host], w.helper_binary))
-    for host, store in zip(nodes, steps[-len(nodes):] if nodes else []):
-        steps.append(login.plan(endpoint, s.registry.login_user, w.password, host, facts[host],
-                                helper_coming=bool(store.actions)))
-    return steps
+    return steps + node_plan(w, facts, nodes)

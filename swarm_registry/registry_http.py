@@ -164,6 +164,50 @@ class RegistryClient:
     def delete_manifest(self, repo: str, digest: str) -> int:
         return self.get(f"/v2/{repo}/manifests/{digest}", method="DELETE").status_code
 
+    def manifest(self, repo: str, ref: str) -> tuple[str, dict]:
+        """The manifest's digest and document (an image manifest, or a list/index)."""
+        resp = self._ok(self.get(f"/v2/{repo}/manifests/{ref}", headers={"Accept": MANIFEST_TYPES}),
+                        f"manifest {repo}:{ref}")
+        try:
+            doc = resp.json()
+        except ValueError:
+            raise RegistryError(f"manifest {repo}:{ref}: not JSON") from None
+        return resp.headers.get("Docker-Content-Digest", ""), doc if isinstance(doc, dict) else {}
+
+    def image_size(self, repo: str, ref: str) -> tuple[str, int | None, int]:
+        """(digest, bytes, platforms): the config and layer sizes the manifest declares, summed (over
+        every platform of a list/index, each counted once); None when the manifest gives no sizes."""
+        digest, doc = self.manifest(repo, ref)
+        children = manifest_children(doc)
+        if not children:
+            return digest, manifest_size(doc), 1
+        seen, total = set(), 0
+        for child in children[:64]:
+            _, sub = self.manifest(repo, child)
+            for d, size in manifest_blobs(sub):
+                if d not in seen:
+                    seen.add(d)
+                    total += size
+        return digest, total, len(children)
+
+
+def manifest_blobs(doc: dict) -> list[tuple[str, int]]:
+    """(digest, size) of the config and every layer an image manifest (schema 2 or OCI) names."""
+    blobs = [doc.get("config") or {}] + list(doc.get("layers") or [])
+    return [(b.get("digest", ""), int(b.get("size") or 0)) for b in blobs if isinstance(b, dict) and b.get("digest")]
+
+
+def manifest_size(doc: dict) -> int | None:
+    """Config + layers of an image manifest, from the manifest itself; None for schema 1 (no sizes)."""
+    if "layers" not in doc and "config" not in doc:
+        return None
+    return sum(size for _, size in manifest_blobs(doc))
+
+
+def manifest_children(doc: dict) -> list[str]:
+    """The digests a manifest list / OCI index points to ([] for an image manifest)."""
+    return [m["digest"] for m in doc.get("manifests") or [] if isinstance(m, dict) and m.get("digest")]
+
 
 def _short(exc: Exception) -> str:
     text = str(exc)

@@ -21,6 +21,10 @@ CERT_TARGET = "registry.crt"
 KEY_TARGET = "registry.key"
 SPEC_LABEL = "io.swarm-registry.spec"          # sha256 of the rendered spec: its identity on the swarm
 HTPASSWD_LABEL = "io.swarm-registry.htpasswd"  # sha256 of htpasswd: a new one rolls the task
+# Read-only (maintenance) mode: docker-registry 2.8 reads storage.maintenance.readonly.enabled; the env form
+# must be the whole mapping (REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED=true makes 2.8 panic at start).
+READONLY_ENV = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
+READONLY_VALUE = '{"enabled": true}'
 HEADER = "# Rendered by swarm_registry from the settings; changes here are overwritten on the next deploy.\n"
 
 
@@ -40,15 +44,16 @@ def secret_name(base: str, data: bytes) -> str:
 
 
 def secret_names(settings: Settings, cert_pem: bytes, key_pem: bytes) -> SecretNames:
-    host = settings.registry.host
+    host = settings.registry.host.replace(":", "-")  # an IPv6 address: swarm names take no ':' 
     return SecretNames(cert=secret_name(f"{host}.crt", cert_pem), key=secret_name(f"{host}.key", key_pem))
 
 
-def stack(settings: Settings, secrets: SecretNames, htpasswd_sha: str = "") -> dict:
+def stack(settings: Settings, secrets: SecretNames, htpasswd_sha: str = "", readonly: bool = False) -> dict:
     """The compose document as a dict (what `render_stack` dumps). The service and its container
     carry the spec's sha256 (SPEC_LABEL), so what runs can be told apart from what is wanted by
     reading the swarm; the container also carries htpasswd's sha256, so a new htpasswd (which
-    the registry reads only at start) makes a new spec and a new task."""
+    the registry reads only at start) makes a new spec and a new task. `readonly`: the same service in
+    read-only mode (gc, backup): pushes refused, pulls served; a different spec, so setup undoes it."""
     r = settings.registry
     environment = {
         "REGISTRY_AUTH": "htpasswd",
@@ -61,6 +66,8 @@ def stack(settings: Settings, secrets: SecretNames, htpasswd_sha: str = "") -> d
     }
     if r.delete_enabled:
         environment["REGISTRY_STORAGE_DELETE_ENABLED"] = "true"
+    if readonly:
+        environment[READONLY_ENV] = READONLY_VALUE
     service = {
         "image": r.image,
         "environment": environment,

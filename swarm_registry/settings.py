@@ -77,8 +77,8 @@ class Registry:
 
     @property
     def endpoint(self) -> str:
-        """HOST:PORT, as docker and certs.d name the registry."""
-        return f"{self.host}:{self.port}"
+        """HOST:PORT, as docker and certs.d name the registry ([ADDR]:PORT for an IPv6 address)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     @property
     def service(self) -> str:
@@ -237,7 +237,7 @@ def _show(value: Any) -> str:
 Check = Callable[[Any], Any]
 
 _REGISTRY: dict[str, Check] = {
-    "host": v.hostname,
+    "host": v.host_or_ip,
     "port": v.port,
     "node": v.name,
     "image": v.image_ref,

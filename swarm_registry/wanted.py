@@ -25,6 +25,8 @@ class Wanted:
     helper_binary: bytes | None
     password: str | None
     local_image_id: str           # the image on this machine ("" when absent)
+    move: str = ""                # registry.node moved: "move" its data, "abandon" it, or "" (refuse)
+    previous_anchor: bytes | None = None  # the previous CA, trusted too while rotate-ca runs (rotation.py)
 
     @property
     def spec_hash(self) -> str:
@@ -58,7 +60,8 @@ def local_image_id(image: str) -> str:
     return r.stdout.strip() if r.returncode == 0 else ""
 
 
-def wanted(settings: Settings, *, write_certs: bool, password: str | None) -> Wanted:
+def wanted(settings: Settings, *, write_certs: bool, password: str | None, move: str = "") -> Wanted:
+    from . import rotation
     from .release import helper_binary
 
     bundle = certs.ensure(settings, write=write_certs)
@@ -67,4 +70,5 @@ def wanted(settings: Settings, *, write_certs: bool, password: str | None) -> Wa
     doc = render.stack(settings, names, commands.sha256(data))
     return Wanted(settings=settings, bundle=bundle, htpasswd=data, unlisted_users=unlisted, names=names,
                   stack_doc=doc, stack=render.dump(doc), helper_binary=helper_binary(settings), password=password,
-                  local_image_id=local_image_id(settings.registry.image))
+                  local_image_id=local_image_id(settings.registry.image), move=move,
+                  previous_anchor=rotation.previous_anchor(settings))

@@ -53,3 +53,14 @@ def lab_config(_lab_session):
     """A running 3-node lab for this module: lab.up is idempotent (0.5 s when up) and brings it
     back if another module (test_lab's down test) removed it."""
     return _lab_session.up(nodes=3, out=lambda line: None)
+
+
+@pytest.fixture
+def four_sshd_hosts(tmp_path):
+    """Four plain sshd hosts on loopback (devtools/sshd_hosts.py), each with its own /etc/docker."""
+    from devtools.sshd_hosts import SshdHosts
+
+    require("/usr/sbin/sshd")
+    require("unshare")
+    with SshdHosts(4, tmp_path / "hosts") as hs:
+        yield hs

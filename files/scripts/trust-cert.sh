@@ -8,10 +8,12 @@ install -d -m 0755 "$dir" && chmod 0755 "$dir" || exit 10
 verified_write "$dir/ca.crt" 0644 "$sha" || exit $?
 fact_trust
 if command -v curl >/dev/null 2>&1; then
-  url="https://$endpoint/v2/"
-  case $endpoint in *:*:*) url="https://[${endpoint%:*}]:${endpoint##*:}/v2/" ;; esac
-  code=$(curl -s -o /dev/null -w '%{http_code}' --connect-timeout 3 --max-time 5 --cacert "$dir/ca.crt" "$url")
+  cas="$dir/ca.crt"  # during rotate-ca docker also trusts ca-previous.crt: verify as docker does
+  if [ -e "$dir/ca-previous.crt" ]; then cas=$(mktemp) && cat "$dir/ca.crt" "$dir/ca-previous.crt" > "$cas"; fi
+  code=$(curl -s -o /dev/null -w '%{http_code}' --connect-timeout 3 --max-time 5 --cacert "$cas" \
+    "https://$endpoint/v2/")
   echo "verify=$? $code"
+  [ "$cas" = "$dir/ca.crt" ] || rm -f "$cas"
 else
   echo "verify=skipped"
 fi

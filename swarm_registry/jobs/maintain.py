@@ -9,7 +9,7 @@ import sys
 from typing import Callable
 
 from .. import certs, commands, facts as facts_mod, htpasswd, pki
-from ..results import CHANGED, FAILED, OK
+from ..results import CHANGED, FAILED, OK, Report
 from ..settings import Settings, SettingsError
 from ..state import StateDir
 from ..steps import teardown as op
@@ -34,6 +34,7 @@ def teardown(settings: Settings, out: Out, *, purge_data: bool = False, yes: boo
             raise SettingsError(["--purge-data: not confirmed; nothing was changed"])
     if dry:
         out(f"{mgr}: {commands.as_run(op.teardown_command(settings, False), settings.ssh.sudo).display()}")
+        out(f"{reg}: {commands.as_run(op.wait_gone_command(settings), settings.ssh.sudo).display()}")
         if purge_data:
             out(f"{reg}: {commands.as_run(op.purge_command(settings), settings.ssh.sudo).display()}")
         return 0
@@ -46,7 +47,13 @@ def teardown(settings: Settings, out: Out, *, purge_data: bool = False, yes: boo
             return op.parse_teardown(res.rc, res.stdout, res.stderr, check)
 
         ex.step("teardown", remove, [mgr])
-        if not ex.run.has_failed(mgr):
+        if not check and not ex.run.has_failed(mgr):
+            def gone(session):  # the manager cannot see a task's container on another node: ask that node
+                res = session.run(op.wait_gone_command(settings))
+                return (OK, "no registry container left on the registry node") if res.ok else (FAILED, res.error())
+
+            ex.step("task gone", gone, [reg])
+        if not ex.run.has_failed(mgr) and not ex.run.has_failed(reg):
             if purge_data:
                 def purge(session):
                     if check:
@@ -73,81 +80,225 @@ def renew_cert(settings: Settings, out: Out, *, check: bool = False, dry: bool =
     return setup(settings, out, mode=mode_of(check, dry), password=password, sudo_password=sudo_password)
 
 
-def status(settings: Settings, out: Out, *, password: str | None = None, sudo_password: str | None = None) -> int:
-    """Per host: reachable, swarm role, trusts the current cert, logged in; then the registry itself."""
+def status(settings: Settings, out: Out, *, password: str | None = None, sudo_password: str | None = None,
+           table: bool = False) -> int:
+    """Per node: role, reachable, trusts the current cert, logged in, runs the registry's task; then the
+    registry: service, image and version, certificate expiry, users, storage. `table`: one table (for a
+    terminal) instead of the result lines. Exit 1 when something needs attention (see `attention`)."""
     from ..remote.executor import Executor
 
-    anchor_sha = None
+    anchor_sha, cert_problem = None, None
     try:
-        anchor_sha = commands.sha256(certs.load_existing(settings).trust_anchor)
+        anchor, missing = certs.trust_anchor(settings, write=False)  # what the nodes must trust, due or not
+        if missing:
+            cert_problem = f"no {', '.join(missing)} in {settings.state_dir}: run inv certs (or inv setup)"
+        else:
+            anchor_sha = commands.sha256(anchor)
     except SettingsError as exc:
-        out(f"warning: {exc.problems[0]}")
+        cert_problem = exc.problems[0]
+    if cert_problem:
+        out(f"warning: {cert_problem}")
     mgr = settings.manager.name
     hosts = list(settings.hosts)
     found: dict[str, facts_mod.Facts] = {}
     endpoint = settings.registry.endpoint
-    with Executor(settings, hosts, out=out, sudo_password=sudo_password) as ex:
+    with Executor(settings, hosts, out=out, sudo_password=sudo_password, progress=not table) as ex:
         def look(session):
-            names = ("docker", "trust", "login") + (facts_mod.MANAGER_FACTS if session.host.name == mgr else ())
+            names = ("docker", "trust", "login") + (facts_mod.MANAGER_FACTS if session.host.name == mgr else ()) + (
+                ("registry_version",) if session.host.name == settings.registry.node else ())
             f = facts_mod.parse(session.run(facts_mod.command(settings, names)).stdout)
             found[session.host.name] = f
             if not f.docker_up:
                 return FAILED, "docker does not answer"
             sha = f.trust.split(":", 1)[0]
-            trust = ("trusts the current cert" if anchor_sha and sha == anchor_sha else
-                     "does NOT trust the current cert" if sha else "trusts no cert for the registry")
-            role = "manager" if f.control else ("worker" if f.swarm_state == "active" else
-                                                f"not in a swarm ({f.swarm_state})")
+            trust = ("trusts no cert for the registry" if not sha else "trusts the current cert" if sha == anchor_sha
+                     else "does NOT trust the current cert" if anchor_sha else "trusts a cert (none in state_dir)")
             login = f"logged in as {f.login_user}" if f.login_user else "not logged in"
-            return OK, f"{role}; {trust}; {login} ({endpoint})"
+            return OK, f"{_role(f)}; {trust}; {login} ({endpoint})"
 
         ex.step("status", look)
-    lines = registry_lines(settings, found.get(mgr), password)
-    for line in lines:
-        out(line)
-    out(ex.run.recap(stats=False))
-    return ex.run.exit_code()
-
-
-def registry_lines(settings: Settings, mgr_status, password: str | None) -> list[str]:
-    r = settings.registry
-    lines = [f"registry {r.endpoint} (service {r.service})"]
-    node = settings.registry_host.node_name
-    if mgr_status is None:
-        return lines + ["  service: unknown (manager not reachable)"]
-    running = [t for t in mgr_status.tasks if t.running]
-    if running:
-        t = running[0]
-        on = mgr_status.hostname(t.node_id)
-        where = "on the labelled node" if on == node else f"on {on}, NOT on {node}"
-        lines.append(f"  service: running {where}, task {t.id[:12]} ({t.state})")
+    registry = registry_status(settings, found.get(mgr), password)
+    running_version(registry, found.get(settings.registry.node), found.get(mgr))
+    nodes = [node_status(settings, h, found.get(h), ex.run.failed_hosts().get(h), anchor_sha, registry)
+             for h in hosts]
+    problems = attention(settings, nodes, registry, cert_problem)
+    if isinstance(out, Report):
+        out.add(status={"nodes": nodes, "registry": registry}, attention=problems)
+    if table:
+        for line in status_table(nodes, registry):
+            out(line)
     else:
-        lines.append("  service: not running" + (f" (last error: {mgr_status.tasks[0].error})" if mgr_status.tasks
-                                                 and mgr_status.tasks[0].error else ""))
+        for line in registry_lines(registry):
+            out(line)
+    for problem in problems:
+        out(f"attention: {problem}")
+    if not table:
+        out(ex.run.recap(stats=False))
+    return 1 if problems or ex.run.exit_code() else 0
+
+
+def running_version(registry: dict, reg_f: facts_mod.Facts | None, mgr_f: facts_mod.Facts | None) -> None:
+    """The version the registry's running binary reports (over the image tag's), and read-only mode
+    (left by an interrupted gc or backup: inv setup puts it back read-write)."""
+    from ..steps import readonly
+
+    if reg_f is not None and reg_f.registry_version:
+        registry["version"] = reg_f.registry_version
+        registry["running_image"] = reg_f.registry_image
+    registry["read_only"] = readonly.is_readonly(mgr_f) if mgr_f is not None and mgr_f.service else None
+
+
+def _role(f: facts_mod.Facts) -> str:
+    return "manager" if f.control else ("worker" if f.swarm_state == "active" else
+                                        f"not in a swarm ({f.swarm_state or 'unknown'})")
+
+
+def node_status(settings: Settings, host: str, f: facts_mod.Facts | None, error: str | None,
+                anchor_sha: str | None, registry: dict) -> dict:
+    """One node as status sees it (None: not known, e.g. the node was not reached)."""
+    reachable = f is not None
+    up = reachable and f.docker_up
+    sha = f.trust.split(":", 1)[0] if up else ""
+    return {"host": host, "reachable": reachable, "docker": up if reachable else None,
+            "role": _role(f) if up else None,
+            "trusts_current_cert": (bool(anchor_sha) and sha == anchor_sha) if up and anchor_sha else None,
+            "logged_in": (f.login_user == settings.registry.login_user) if up else None,
+            "login_user": (f.login_user or None) if up else None,
+            "registry_running": (settings.hosts[host].node_name in registry["running_on"])
+            if registry["running"] is not None else None,
+            "error": error.split(": ", 1)[1] if error and ": " in error else error}
+
+
+def registry_status(settings: Settings, mgr_status, password: str | None) -> dict:
+    """The registry as the manager's facts and state_dir show it (None: not known)."""
+    r = settings.registry
+    reg: dict = {"endpoint": r.endpoint, "service": r.service, "node": settings.registry_host.node_name,
+                 "running": None, "running_on": [], "task": None, "last_error": None,
+                 "image": r.image, "version": None, "storage": "filesystem",
+                 "certificate": None, "users": None, "repositories": None}
+    if mgr_status is not None:
+        running = [t for t in mgr_status.tasks if t.running]
+        reg["running"] = bool(running)
+        reg["running_on"] = [mgr_status.hostname(t.node_id) for t in running]
+        reg["task"] = running[0].id[:12] if running else None
+        if not running and mgr_status.tasks and mgr_status.tasks[0].error:
+            reg["last_error"] = mgr_status.tasks[0].error
+        spec = ((mgr_status.service or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}
+        if spec.get("Image"):
+            reg["image"] = spec["Image"].split("@", 1)[0]
+        env = dict(e.split("=", 1) for e in spec.get("Env") or [] if "=" in e)
+        reg["storage"] = env.get("REGISTRY_STORAGE", "filesystem")
+    last = reg["image"].rsplit("/", 1)[-1]
+    reg["version"] = last.split(":", 1)[1] if ":" in last else None
     state = StateDir(settings.state_dir)
     cert = state.read(f"{r.host}.crt")
     if cert:
         info = pki.inspect(cert)
-        days = info.days_left(pki.utcnow())
-        warn = f"  WARNING: under renew_before_days={settings.cert.renew_before_days}: run inv renew-cert" \
-            if days < settings.cert.renew_before_days else ""
-        lines.append(f"  certificate: {info.subject}, SANs {', '.join(info.sans)}, {days} days to expiry{warn}")
+        reg["certificate"] = {"subject": info.subject, "sans": list(info.sans), "sha256": info.sha256,
+                              "not_after": f"{info.not_after:%Y-%m-%d}", "days_left": info.days_left(pki.utcnow()),
+                              "renew_before_days": settings.cert.renew_before_days}
     try:
-        users = len(htpasswd.parse(state.read("htpasswd")))
+        reg["users"] = len(htpasswd.parse(state.read("htpasswd")))
     except htpasswd.HtpasswdError:
-        users = "?"
-    lines.append(f"  users: {users}")
-    anchor = certs.anchor_path(settings)
+        pass
     if password is None:
-        lines.append("  repositories: not counted (no password: env REGISTRY_PASSWORD)")
-    elif running and anchor.exists():
+        reg["repositories_note"] = "no password: env REGISTRY_PASSWORD or --password-stdin"
+    elif not reg["running"] or not certs.anchor_path(settings).exists():
+        reg["repositories_note"] = "the registry is not running"
+    else:
         from ..registry_http import RegistryClient, RegistryError
 
         try:
-            client = RegistryClient(settings, password)
-            lines.append(f"  repositories: {len(client.catalog())}")
+            reg["repositories"] = len(RegistryClient(settings, password).catalog())
         except RegistryError as exc:
-            lines.append(f"  repositories: not counted ({exc})")
+            reg["repositories_note"] = str(exc)
+    return reg
+
+
+def attention(settings: Settings, nodes: list[dict], reg: dict, cert_problem: str | None) -> list[str]:
+    """What needs a person: a node unreachable, not in the swarm, not trusting the current certificate or
+    not logged in; the service not running (or not on its node); the certificate missing or due."""
+    out = []
+    for n in nodes:
+        h = n["host"]
+        if not n["reachable"] or not n["docker"]:
+            out.append(f"{h}: {n['error'] or 'unreachable'}")
+            continue
+        if not n["role"] in ("manager", "worker"):
+            out.append(f"{h}: {n['role']}")
+        if n["trusts_current_cert"] is False:
+            out.append(f"{h}: does not trust the current certificate: run inv trust-cert")
+        if not n["logged_in"]:
+            out.append(f"{h}: not logged in as {settings.registry.login_user}: run inv login")
+    if reg["running"] is False:
+        out.append("registry: service not running" + (f" (last error: {reg['last_error']})" if reg["last_error"] else ""))
+    elif reg["running"] and reg["node"] not in reg["running_on"]:
+        out.append(f"registry: running on {', '.join(reg['running_on'])}, not on {reg['node']}")
+    if reg.get("read_only"):
+        out.append("registry: read-only (pushes refused): a gc or backup runs, or one was interrupted: inv setup "
+                   "puts it back read-write")
+    c = reg["certificate"]
+    if cert_problem:
+        out.append(f"certificate: {cert_problem}")
+    elif not c:
+        out.append(f"certificate: no server certificate in {settings.state_dir}: run inv certs (or inv setup)")
+    elif c["days_left"] < c["renew_before_days"]:
+        out.append(f"certificate: {c['days_left']} days to expiry, under renew_before_days={c['renew_before_days']}:"
+                   " run inv renew-cert")
+    return out
+
+
+def _yes(value) -> str:
+    return "?" if value is None else "yes" if value else "NO"
+
+
+def status_table(nodes: list[dict], reg: dict) -> list[str]:
+    """The terminal form: one row per node, then the registry."""
+    rows = [("NODE", "ROLE", "REACHABLE", "TRUSTS CERT", "LOGGED IN", "REGISTRY")]
+    for n in nodes:
+        login = _yes(n["logged_in"]) + (f" ({n['login_user']})" if n["login_user"] else "")
+        replica = "running" if n["registry_running"] else "NOT running" if (
+            n["host"] == reg["node"] and reg["running"] is not None) else "-"
+        rows.append((n["host"], n["role"] or "?", _yes(n["reachable"] and n["docker"]), _yes(n["trusts_current_cert"]),
+                     login, replica))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    c = reg["certificate"]
+    version = f" (version {reg['version']})" if reg["version"] else ""
+    lines += ["", f"registry     {reg['endpoint']} (service {reg['service']})",
+              "service      " + ("unknown (manager not reachable)" if reg["running"] is None else
+                                  f"running on {', '.join(reg['running_on'])}, task {reg['task']}" if reg["running"]
+                                  else "NOT running" + (f" ({reg['last_error']})" if reg["last_error"] else "")),
+              f"image        {reg['image']}{version}",
+              "certificate  " + (f"{c['subject']}, expires {c['not_after']} ({c['days_left']} days)" if c else "none"),
+              f"users        {'?' if reg['users'] is None else reg['users']}",
+              f"storage      {reg['storage']}"]
+    if reg["repositories"] is not None:
+        lines.append(f"repositories {reg['repositories']}")
+    return lines
+
+
+def registry_lines(reg: dict) -> list[str]:
+    """The plain form (not a terminal: a log, a pipe): one fact per line."""
+    lines = [f"registry {reg['endpoint']} (service {reg['service']})"]
+    if reg["running"] is None:
+        return lines + ["  service: unknown (manager not reachable)"]
+    if reg["running"]:
+        on = ", ".join(reg["running_on"])
+        where = "on the labelled node" if reg["node"] in reg["running_on"] else f"on {on}, NOT on {reg['node']}"
+        lines.append(f"  service: running {where}, task {reg['task']}")
+    else:
+        lines.append("  service: not running" + (f" (last error: {reg['last_error']})" if reg["last_error"] else ""))
+    lines.append(f"  image: {reg['image']}" + (f" (version {reg['version']})" if reg["version"] else ""))
+    c = reg["certificate"]
+    if c:
+        lines.append(f"  certificate: {c['subject']}, SANs {', '.join(c['sans'])}, {c['days_left']} days to expiry")
+    lines.append(f"  users: {'?' if reg['users'] is None else reg['users']}")
+    lines.append(f"  storage: {reg['storage']}")
+    if reg["repositories"] is not None:
+        lines.append(f"  repositories: {reg['repositories']}")
+    else:
+        lines.append(f"  repositories: not counted ({reg.get('repositories_note')})")
     return lines
 
 

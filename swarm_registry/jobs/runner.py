@@ -15,6 +15,7 @@ from typing import Callable
 from .. import commands, facts as facts_mod
 from ..errors import Output
 from ..facts import Facts
+from ..progress import Meter
 from ..results import CHANGED, FAILED, OK, SKIPPED, StepResult
 from ..settings import Settings
 from ..steps import Action, StepPlan
@@ -63,7 +64,8 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
         elif mode == DRY:
             for host in usable:
                 out(f"{host:<14} {'route':<22} # ssh {ex.sessions[host].route()}")
-            print_commands(plan, settings, out, sudo_password is not None)
+            ex.run.planned = []
+            print_commands(plan, settings, out, sudo_password is not None, ex.run.planned)
         else:
             execute(plan, ex, mode, job.cluster_steps)
         if after is not None:
@@ -72,8 +74,10 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
     return ex.run.exit_code()
 
 
-def print_commands(plan: list[StepPlan], settings: Settings, out: Out, sudo_password: bool = False) -> None:
-    """--dry: every command the run would execute, in order, as it is sent (sudo included), redacted."""
+def print_commands(plan: list[StepPlan], settings: Settings, out: Out, sudo_password: bool = False,
+                   planned: list[dict] | None = None) -> None:
+    """--dry: every command the run would execute, in order, as it is sent (sudo included), redacted;
+    each also added to `planned` ({host, step, command}) for --json."""
     sudo, password = settings.ssh.sudo or sudo_password, ("<redacted>" if sudo_password else None)
     for p in plan:
         if p.status != CHANGED and not any(a.wait for a in p.actions):
@@ -83,27 +87,36 @@ def print_commands(plan: list[StepPlan], settings: Settings, out: Out, sudo_pass
             if a.command is None:
                 out(f"{p.host:<14} {p.step:<22} # checked from this machine: {p.message}")
                 continue
+            if a.stream_from is not None:
+                host, send = a.stream_from
+                out(f"{host:<14} {p.step:<22} $ {commands.as_run(send, sudo, password).display()}  # | to {p.host}")
             prefix = f"docker save {a.stream_image} | " if a.stream_image else ""
             repeat = "  # repeated until converged" if a.wait else ""
-            out(f"{p.host:<14} {p.step:<22} $ {prefix}{commands.as_run(a.command, sudo, password).display()}{repeat}")
+            repeat += f"  # < {a.label}" if a.source is not None else f"  # > {a.label}" if a.sink is not None else ""
+            shown = f"{prefix}{commands.as_run(a.command, sudo, password).display()}"
+            out(f"{p.host:<14} {p.step:<22} $ {shown}{repeat}")
+            if planned is not None:
+                planned.append({"host": p.host, "step": p.step, "command": shown})
 
 
 def execute(plan: list[StepPlan], ex, mode: str, cluster_steps: tuple[str, ...]) -> None:
     by_step: dict[str, dict[str, StepPlan]] = {}
     for p in plan:
         by_step.setdefault(p.step, {})[p.host] = p
-    cluster_failed = False
+    cluster_failed = stopped = False
     for step, plans in by_step.items():
-        if step in cluster_steps and cluster_failed:
-            break
+        always = any(p.always for p in plans.values())
+        stopped = stopped or (step in cluster_steps and cluster_failed)
+        if stopped and not always:  # the rest stops, but a restore step (always) still runs
+            continue
         if mode == CHECK:
             for host, p in plans.items():
-                if not ex.run.has_failed(host):
+                if always or not ex.run.has_failed(host):
                     msg = p.message if p.status != CHANGED else f"would {p.message}"
                     ex.record(host, step, p.status, msg)
         else:
             ex.step(step, lambda session, plans=plans: _run_one(plans[session.host.name], session, ex),
-                    list(plans))
+                    list(plans), include_failed=always)
         if step in cluster_steps and any(ex.run.has_failed(h) for h in plans):
             cluster_failed = True
 
@@ -126,7 +139,29 @@ def _run_one(p: StepPlan, session, ex) -> tuple[str, str]:
 def _run_action(a: Action, session, ex) -> tuple[str, str]:
     if a.wait is not None:
         return _wait(a, session, ex)
-    if a.stream_image:
+    if a.stream_from is not None:
+        host, send = a.stream_from
+        sender = ex.sessions[host].reader(send)
+        res = session.run(a.command, source=Meter(sender, a.label or f"from {host}"))
+        return a.verdict(res, sender.finish())
+    if a.sink is not None:  # the command's stdout is read here as a stream (a backup)
+        reader = session.reader(a.command)
+        try:
+            got = a.sink(Meter(reader, a.label or f"from {session.host.name}"))
+        except BaseException:
+            reader.chan.close()  # the rest of the stream is not read (nor kept in memory)
+            raise
+        res = reader.finish()
+        status, message = a.verdict(res) if a.verdict is not None else (
+            (CHANGED, "done") if res.ok else (FAILED, res.error()))
+        return status, f"{message}; {got}" if status != FAILED else message
+    if a.source is not None:  # a local stream follows stdin (a restore)
+        src = a.source()
+        try:
+            res = session.run(a.command, source=Meter(src, a.label or f"to {session.host.name}"))
+        finally:
+            getattr(src, "close", lambda: None)()
+    elif a.stream_image:
         res = _stream(a, session)
     else:
         res = session.run(a.command)
@@ -138,7 +173,7 @@ def _run_action(a: Action, session, ex) -> tuple[str, str]:
 def _stream(a: Action, session) -> Output:
     save = subprocess.Popen(["docker", "save", a.stream_image], stdout=subprocess.PIPE)
     try:
-        res = session.run(a.command, source=save.stdout)
+        res = session.run(a.command, source=Meter(save.stdout, f"{a.stream_image} to {session.host.name}"))
     finally:
         save.stdout.close()
         save.wait()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import facts as facts_mod
-from ..plan import CLUSTER_STEPS, setup_plan
+from ..plan import CLUSTER_STEPS, node_plan, setup_plan
 from ..settings import Settings
 from ..steps import preflight
 from ..wanted import wanted
@@ -24,8 +24,18 @@ def first_manager(settings: Settings, facts: dict, usable: list[str]) -> str | N
                 None)
 
 
-def setup_job(settings: Settings, *, password: str | None, mode: str) -> Job:
+def node_job(settings: Settings, *, password: str | None, mode: str) -> Job:
+    """setup --hosts: bring nodes that joined later in (trust, credential store, login), on them only."""
     w = wanted(settings, write_certs=mode == RUN, password=password)
+
+    def judge(host: str, f) -> tuple[str, str]:
+        return preflight.host_verdict(f, settings.hosts[host].is_manager)
+
+    return Job("preflight", lambda host: facts_mod.HOST_FACTS, judge, lambda found, usable: node_plan(w, found, usable))
+
+
+def setup_job(settings: Settings, *, password: str | None, mode: str, move: str = "") -> Job:
+    w = wanted(settings, write_certs=mode == RUN, password=password, move=move)
     reg = settings.registry.node
     managers = [h for h, host in settings.hosts.items() if host.is_manager]
 
@@ -44,6 +54,11 @@ def setup_job(settings: Settings, *, password: str | None, mode: str) -> Job:
 
 
 def setup(settings: Settings, out: Out, *, mode: str = RUN, password: str | None = None,
-          sudo_password: str | None = None, hosts: list[str] | None = None) -> int:
-    job = setup_job(settings, password=password, mode=mode)
-    return run_plan(settings, hosts or list(settings.hosts), job, out, mode=mode, sudo_password=sudo_password)
+          sudo_password: str | None = None, hosts: list[str] | None = None, move: str = "") -> int:
+    """The whole recipe on every host; with `hosts`, only the node steps on those hosts. `move`: what to do
+    with the data of a registry whose registry.node changed ("move", "abandon"; "" refuses)."""
+    if hosts:
+        job = node_job(settings, password=password, mode=mode)
+        return run_plan(settings, hosts, job, out, mode=mode, sudo_password=sudo_password)
+    job = setup_job(settings, password=password, mode=mode, move=move)
+    return run_plan(settings, list(settings.hosts), job, out, mode=mode, sudo_password=sudo_password)

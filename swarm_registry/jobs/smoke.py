@@ -17,7 +17,7 @@ from typing import Callable
 
 from .. import commands
 from ..registry_http import RegistryClient, RegistryError
-from ..results import CHANGED, FAILED, OK
+from ..results import CHANGED, FAILED, OK, Report
 from ..settings import Settings
 
 Out = Callable[[str], None]
@@ -95,7 +95,7 @@ def smoke_test(settings: Settings, out: Out, *, password: str, image: str | None
         if "digest" in state:
             t0 = time.monotonic()
             status, msg = api_checks(settings, password, repo, token, state["digest"])
-            ex.record(CONTROL, "api", status, f"{msg} ({time.monotonic() - t0:.1f}s)")
+            ex.record(CONTROL, "api", status, f"{msg} ({time.monotonic() - t0:.1f}s)", time.monotonic() - t0)
 
         def cleanup(session):
             res = session.run(commands.image_remove([ref]))
@@ -141,10 +141,36 @@ def api_checks(settings: Settings, password: str, repo: str, tag: str, digest: s
 
 
 def catalog(settings: Settings, out: Out, *, password: str, tags: bool = False) -> int:
-    """Print every repository (and its tags); raises RegistryError with one clear line."""
+    """Print every repository (and its tags with their sizes); raises RegistryError with one clear line."""
     client = RegistryClient(settings, password)
     repos = client.catalog()
+    found = []
     for repo in repos:
-        out(f"{repo}: {', '.join(client.tags(repo))}" if tags else repo)
+        if tags:
+            sizes = tag_sizes(client, repo)  # tag -> (bytes or None, platforms)
+            found.append({"name": repo, "tags": list(sizes), "sizes": {t: b for t, (b, _) in sizes.items()}})
+            out(f"{repo}: {', '.join(shown_size(t, *v) for t, v in sizes.items())}")
+        else:
+            found.append({"name": repo})
+            out(repo)
     out(f"({len(repos)} repositories at {settings.registry.endpoint})")
+    if isinstance(out, Report):
+        out.add(endpoint=settings.registry.endpoint, repositories=found)
     return 0
+
+
+def tag_sizes(client: RegistryClient, repo: str) -> dict[str, tuple[int | None, int]]:
+    """tag -> (bytes, platforms): the config and layer sizes its manifest declares (what a pull fetches
+    at most; a layer shared by several tags counts in each)."""
+    found = {}
+    for tag in client.tags(repo):
+        _, size, platforms = client.image_size(repo, tag)
+        found[tag] = (size, platforms)
+    return found
+
+
+def shown_size(tag: str, size: int | None, platforms: int) -> str:
+    from ..progress import human
+
+    what = "size unknown (schema 1)" if size is None else human(size)
+    return f"{tag} ({what}{f', {platforms} platforms' if platforms > 1 else ''})"

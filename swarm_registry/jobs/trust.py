@@ -1,7 +1,7 @@
 """`trust-cert`: every node's docker trusts the registry (certs.d/HOST:PORT/ca.crt), verified from the node."""
 from __future__ import annotations
 
-from .. import certs
+from .. import certs, rotation
 from ..results import OK
 from ..settings import Settings
 from ..steps import trust
@@ -13,6 +13,7 @@ def trust_cert(settings: Settings, hosts: list[str], out, *, mode: str = RUN, su
     if made:
         out(f"certs: {'made' if mode == RUN else 'would make'} {', '.join(made)} in {settings.state_dir}")
     endpoint = settings.registry.endpoint
+    previous = rotation.previous_anchor(settings)  # during rotate-ca: the previous CA stays trusted
     job = Job("facts", lambda host: ("trust",), lambda host, f: (OK, "read"),
-              lambda found, usable: [trust.plan(endpoint, anchor, h, found[h]) for h in usable])
+              lambda found, usable: [trust.plan(endpoint, anchor, h, found[h], previous=previous) for h in usable])
     return run_plan(settings, hosts, job, out, mode=mode, sudo_password=sudo_password)

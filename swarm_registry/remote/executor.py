@@ -2,16 +2,18 @@
 
 A step is a function `(session) -> (status, message)`. A host whose step fails, or that
 cannot be reached, is marked failed with the reason, and later steps skip it; the other
-hosts go on. Every result is printed as it arrives and kept in the `Run` for the recap.
+hosts go on. Every result is printed as it arrives and kept in the `Run` for the recap, with
+the step's time on that host and the commands it sent (as `--dry` shows them), for `--json`.
 """
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from .. import local_checks
-from ..results import CHANGED, FAILED, OK, SKIPPED, Run, StepResult
+from ..results import CHANGED, FAILED, OK, SKIPPED, Report, Run, StepResult
 from ..settings import Settings
 from ..errors import HostError
 from .session import Session
@@ -21,12 +23,17 @@ Step = Callable[[Session], "tuple[str, str]"]
 
 class Executor:
     def __init__(self, settings: Settings, hosts: list[str], *, check: bool = False,
-                 out: Callable[[str], None] = print, sudo_password: str | None = None):
+                 out: Callable[[str], None] = print, sudo_password: str | None = None, progress: bool = True):
+        """progress=False: results are kept (recap, --json) but not printed as they arrive."""
         local_checks.ssh_files(settings)  # before any connection: bad local files are bad input (exit 2)
         self.settings = settings
         self.run = Run(hosts=list(hosts), check=check)
         self.check = check
         self._out = out
+        self._progress = progress
+        self._colour = isinstance(out, Report) and out.colour
+        if isinstance(out, Report):
+            out.attach(self.run)
         self._print_lock = threading.Lock()
         self.sessions = {
             name: Session(settings.hosts[name], settings, sudo_password=sudo_password,
@@ -40,23 +47,31 @@ class Executor:
         with self._print_lock:
             self._out(line)
 
-    def record(self, host: str, step: str, status: str, message: str = "") -> StepResult:
-        result = self.run.add(StepResult(host, step, status, message))
-        self.say(result.line(self.check))
+    def record(self, host: str, step: str, status: str, message: str = "", seconds: float | None = None,
+               commands: tuple = ()) -> StepResult:
+        result = self.run.add(StepResult(host, step, status, message, seconds, tuple(commands)))
+        if self._progress:
+            self.say(result.line(self.check, self._colour))
         return result
 
-    def step(self, name: str, fn: Step, hosts: list[str] | None = None) -> dict[str, StepResult]:
-        """Run `fn` on each host (default: all) not yet failed, in parallel; return host -> result."""
-        targets = [h for h in (hosts if hosts is not None else self.run.hosts) if not self.run.has_failed(h)]
+    def step(self, name: str, fn: Step, hosts: list[str] | None = None, *,
+             include_failed: bool = False) -> dict[str, StepResult]:
+        """Run `fn` on each host (default: all) not yet failed (also failed ones with include_failed: a
+        restore step), in parallel; return host -> result."""
+        targets = [h for h in (hosts if hosts is not None else self.run.hosts)
+                   if include_failed or not self.run.has_failed(h)]
 
         def one(host: str) -> StepResult:
+            session = self.sessions[host]
+            session.journal, t0 = [], time.monotonic()
             try:
-                status, message = fn(self.sessions[host])
+                status, message = fn(session)
             except HostError as exc:
                 status, message = FAILED, str(exc)
             except Exception as exc:  # a bug or an unexpected answer must not stop the other hosts
                 status, message = FAILED, f"{type(exc).__name__}: {exc}"
-            return self.record(host, name, status, message)
+            journal, session.journal = session.journal, None
+            return self.record(host, name, status, message, time.monotonic() - t0, journal)
 
         futures = [self._pool.submit(one, h) for h in targets]
         try:

@@ -6,6 +6,7 @@ session channels of its transport, so stdin and stdout are bytes (binary-safe, e
 """
 from __future__ import annotations
 
+import logging
 import os
 import select
 import threading
@@ -20,6 +21,7 @@ from fabric import Config, Connection
 
 from ..commands import SUDO_PROMPT, SUDO_READY, Command, as_run
 from ..errors import HostError, Output
+from ..results import CommandRun
 from ..settings import Host, Settings
 from . import hostkeys
 from .hostkeys import HostKeyError, VerifyingPolicy, changed_key_message
@@ -27,6 +29,12 @@ from ..validators import parse_jump
 
 _CONFIGS: dict = {}
 _TRACE_LOCK = threading.Lock()
+# paramiko logs what its transport thread meets (e.g. "Socket exception: Bad file descriptor (9)" when
+# a connection ends under it) on its "paramiko" logger; with no handler there, Python's last-resort
+# handler printed those records on stderr between our result lines. What matters reaches us as an
+# exception (a HostError naming the host); the records go to a NullHandler unless the application
+# configures logging itself (its handlers on the root logger still get them).
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 def _fabric_config(ssh_config: Path | None) -> Config:
@@ -47,6 +55,7 @@ class Session:
         self.settings = settings
         self.sudo_password = sudo_password
         self.on_command = on_command
+        self.journal: list[CommandRun] | None = None  # set by the executor: the commands of the current step
         self._conn: Connection | None = None
 
     def _connection(self, address: str, user: str | None, port: int | None, gateway=None) -> Connection:
@@ -112,25 +121,40 @@ class Session:
 
     def run(self, cmd: Command, source=None, chunk: int = 1 << 16) -> Output:
         """Run one command; send its stdin (then, with `source`, the bytes of that binary file object,
-        e.g. `docker save` output) and close it; return the exit status and output."""
+        e.g. `docker save` output) and close it; return the exit status and output. With a `journal`,
+        the command as --dry shows it (secrets redacted), its exit status and time are added to it."""
+        self.connect()  # a host that cannot be reached was sent nothing: no command in the journal
+        cmd = as_run(cmd, self.sudo, self.sudo_password)
+        t0, rc = time.monotonic(), None
+        try:
+            res = self._send(cmd, source, chunk)
+            rc = res.rc
+            return res
+        finally:
+            if self.journal is not None:
+                self.journal.append(CommandRun(cmd.display(), rc, time.monotonic() - t0))
+
+    def _start(self, cmd: Command) -> tuple[paramiko.Channel, bytes | None]:
+        """Open a channel and start `cmd` (already wrapped by as_run) on it; answer sudo's prompt when a
+        sudo password was given. Returns the channel and what stderr held after sudo (None: sudo gave up)."""
         self.connect()
         assert self._conn is not None
-        cmd = as_run(cmd, self.sudo, self.sudo_password)
         if self.on_command:
             self.on_command(self.host.name)
         _trace(self.host.name, cmd)
         transport = self._conn.client.get_transport()
         if transport is None or not transport.is_active():
             raise HostError("connection lost")
+        chan = transport.open_session(timeout=self.settings.ssh.connect_timeout)
+        chan.settimeout(cmd.timeout)
+        chan.exec_command(cmd.shell())
+        return chan, (self._answer_sudo(chan) if self.sudo_password is not None else b"")
+
+    def _send(self, cmd: Command, source, chunk: int) -> Output:
         try:
-            chan = transport.open_session(timeout=self.settings.ssh.connect_timeout)
-            chan.settimeout(cmd.timeout)
-            chan.exec_command(cmd.shell())
-            early = b""
-            if self.sudo_password is not None:
-                early = self._answer_sudo(chan)
-                if early is None:  # sudo ended before running the command
-                    return _collect(chan, cmd.timeout)
+            chan, early = self._start(cmd)
+            if early is None:  # sudo ended before running the command
+                return _collect(chan, cmd.timeout)
             if cmd.stdin:
                 chan.sendall(cmd.stdin)
             while source is not None and (data := source.read(chunk)):
@@ -142,6 +166,18 @@ class Session:
             raise HostError(f"timed out after {cmd.timeout:.0f}s: {cmd.display()}") from None
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise HostError(f"connection lost while running {cmd.argv[0]}: {exc or type(exc).__name__}") from None
+
+    def reader(self, cmd: Command) -> "RemoteReader":
+        """Start `cmd` and read its stdout as a stream (e.g. to feed another host's `run(source=...)`)."""
+        cmd = as_run(cmd, self.sudo, self.sudo_password)
+        try:
+            chan, early = self._start(cmd)
+            if early is not None and cmd.stdin:
+                chan.sendall(cmd.stdin)
+            chan.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise HostError(f"connection lost while starting {cmd.argv[0]}: {exc or type(exc).__name__}") from None
+        return RemoteReader(chan, cmd.timeout)
 
     def _answer_sudo(self, chan: paramiko.Channel) -> bytes | None:
         """Answer sudo's own prompt (and only it) with the sudo password; return once the command runs
@@ -175,6 +211,28 @@ class Session:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class RemoteReader:
+    """A remote command's stdout as a binary reader; `finish()` gives its exit status and stderr."""
+
+    def __init__(self, chan: paramiko.Channel, timeout: float):
+        self.chan, self.timeout, self.err = chan, timeout, bytearray()
+
+    def read(self, n: int = 1 << 16) -> bytes:
+        try:
+            while True:
+                while self.chan.recv_stderr_ready():
+                    self.err += self.chan.recv_stderr(1 << 16)
+                if self.chan.recv_ready() or self.chan.exit_status_ready() or self.chan.eof_received:
+                    return self.chan.recv(n if n > 0 else 1 << 16)
+                select.select([self.chan], [], [], 0.5)
+        except (socket.timeout, TimeoutError):
+            raise HostError(f"timed out after {self.timeout:.0f}s reading a stream") from None
+
+    def finish(self) -> Output:
+        rest = _collect(self.chan, self.timeout)
+        return Output(rest.rc, rest.stdout, self.err.decode("utf-8", "replace") + rest.stderr)
 
 
 def _trace(host: str, cmd: Command) -> None:

@@ -27,9 +27,13 @@ class Action:
     """One remote command of a plan (None: a wait that only checks from this machine); `verdict`
     judges its output."""
     command: Command | None
-    verdict: Verdict | None = None
+    verdict: Verdict | None = None  # with stream_from: verdict(output, sender's output)
     stream_image: str = ""  # `docker save IMAGE` on this machine is streamed after stdin
     wait: Wait | None = None
+    stream_from: "tuple[str, Command] | None" = None  # (host, command): its stdout is this command's stdin
+    label: str = ""  # what a stream carries, for its progress line
+    source: "Callable[[], object] | None" = None  # opens a local binary reader: its bytes follow stdin
+    sink: "Callable[[object], str] | None" = None  # consumes the command's stdout (a reader); says what it got
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class StepPlan:
     status: str           # OK: nothing to do; CHANGED: run `actions`; FAILED/SKIPPED: decided by the plan
     message: str          # why it is ok, or what the actions will do ("would ..." in check mode)
     actions: tuple[Action, ...] = field(default=())
+    always: bool = False  # runs even on a host that failed an earlier step (a restore, e.g. back to read-write)
 
 
 def ok(step: str, host: str, why: str) -> StepPlan:

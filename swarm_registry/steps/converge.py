@@ -57,7 +57,11 @@ class Converge:
                "/v2/ 401 without credentials over verified TLS")
         if self.password is None:
             return True, OK, msg + "; 200 with credentials not checked (no password given: env REGISTRY_PASSWORD)"
-        authed = registry_http.probe(s, "/v2/", auth=(r.login_user, self.password))
+        try:
+            authed = registry_http.probe(s, "/v2/", auth=(r.login_user, self.password))
+        except registry_http.RegistryError as exc:  # a registry just started may be slow: keep waiting
+            self.last = str(exc)
+            return False, FAILED, self.last
         if authed.status != 200:
             return True, FAILED, f"/v2/ with {r.login_user}'s credentials answered {authed.status}, not 200"
         return True, OK, msg + f", 200 with {r.login_user}'s"

@@ -23,11 +23,12 @@ def differences(w, f: Facts) -> list[str] | None:
     return [k for k in want if have.get(k) != want[k]]
 
 
-def plan(w, host: str, f: Facts) -> StepPlan:
+def plan(w, host: str, f: Facts, forced: str = "") -> StepPlan:
+    """`forced`: deploy even when the spec matches, and why (e.g. the service was scaled to 0 by this plan)."""
     r = w.settings.registry
     diff = differences(w, f)
-    if diff == []:
+    if diff == [] and not forced:
         return ok(STEP, host, f"service {r.service} runs the wanted spec ({w.spec_hash[:12]})")
-    why = "no service yet" if diff is None else "the running service differs in " + ", ".join(diff)
+    why = forced or ("no service yet" if diff is None else "the running service differs in " + ", ".join(diff))
     cmd = commands.stack_deploy(r.stack, r.service, w.stack, r.resolve_image)
     return change(STEP, host, f"deploy stack {r.stack} ({why})", Action(cmd, expect_ok(f"deployed stack {r.stack}")))

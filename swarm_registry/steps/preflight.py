@@ -34,6 +34,9 @@ def cluster_problems(w, facts: dict[str, Facts], manager: str | None, registry_o
     if not m.node_id(node):
         problems.append((reg, f"registry.node {reg} (swarm node name {node!r}) is not a node of the swarm managed "
                               f"by {manager} (nodes: {', '.join(sorted(n.hostname for n in m.nodes)) or 'none'})"))
+    from . import move_data
+
+    problems += move_data.problems(s, facts, m, w.move)
     if not r.image_id and not w.local_image_id and s.registry.resolve_image == "never":
         problems.append((reg, f"image {s.registry.image} is neither on {reg} nor on this machine, and "
                               "registry.resolve_image is never: load it on the node, or set resolve_image: always"))

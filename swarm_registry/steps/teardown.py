@@ -37,3 +37,11 @@ def parse_teardown(rc: int, stdout: str, stderr: str, check: bool) -> tuple[str,
 def purge_command(settings: Settings) -> commands.Command:
     """Delete the registry's data and config directories: only behind --purge-data."""
     return commands.remove_paths([settings.registry.data_dir, settings.registry.config_dir])
+
+
+def wait_gone_command(settings: Settings) -> commands.Command:
+    """On the registry node: wait (bounded) until no container of the registry's service runs there."""
+    return commands.Command(("sh", "-c", 'i=0; while [ -n "$(docker ps -q --filter "label=com.docker.swarm.service.name=$1")" ]; '
+                             'do i=$((i + 1)); [ "$i" -gt "$2" ] && { echo "the registry container still runs after ${2}s" >&2; '
+                             'exit 1; }; sleep 1; done', "wait-gone", settings.registry.service, str(TEARDOWN_TIMEOUT)),
+                            timeout=TEARDOWN_TIMEOUT * 2)

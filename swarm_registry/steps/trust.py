@@ -6,7 +6,7 @@ from .. import commands
 from ..errors import Output
 from ..facts import Facts, parse
 from ..results import CHANGED, FAILED
-from . import Action, StepPlan, change, failed, ok
+from . import Action, StepPlan, change, expect_ok, failed, ok
 
 STEP = "trust-cert"
 # curl exit codes: the registry could not be reached at all
@@ -16,8 +16,12 @@ TLS_FAILED = {35: "TLS handshake failed", 51: "certificate name mismatch", 58: "
               60: "certificate not verified by ca.crt", 77: "cannot read ca.crt"}
 
 
-def converged(f: Facts, anchor: bytes) -> bool:
-    return f.trust == f"{commands.sha256(anchor)}:644:755"
+PREVIOUS = "ca-previous.crt"  # during rotate-ca: the previous CA, trusted beside ca.crt (docker reads every *.crt)
+
+
+def converged(f: Facts, anchor: bytes, previous: bytes | None = None) -> bool:
+    return (f.trust == f"{commands.sha256(anchor)}:644:755"
+            and f.trust_previous == (f"{commands.sha256(previous)}:644" if previous is not None else ""))
 
 
 def strays_message(endpoint: str, strays: str) -> str:
@@ -32,7 +36,7 @@ def command(endpoint: str, anchor: bytes) -> commands.Command:
 def verdict_for(endpoint: str, anchor: bytes):
     def verdict(out: Output) -> tuple[str, str]:
         f = parse(out.stdout)
-        if out.rc != 0 or not converged(f, anchor):
+        if out.rc != 0 or f.trust != f"{commands.sha256(anchor)}:644:755":
             return FAILED, f"could not install {commands.certs_dir(endpoint)}/ca.crt: {out.error()}"
         if f.trust_strays:
             return FAILED, "trust installed, but " + strays_message(endpoint, f.trust_strays)
@@ -53,10 +57,30 @@ def verdict_for(endpoint: str, anchor: bytes):
     return verdict
 
 
-def plan(endpoint: str, anchor: bytes, host: str, f: Facts) -> StepPlan:
+def previous_path(endpoint: str) -> str:
+    return f"{commands.certs_dir(endpoint)}/{PREVIOUS}"
+
+
+def plan(endpoint: str, anchor: bytes, host: str, f: Facts, *, previous: bytes | None = None,
+         step: str = STEP) -> StepPlan:
+    """`previous`: the previous CA, trusted too while rotate-ca runs (installed before ca.crt changes);
+    without, a ca-previous.crt left there is removed (after ca.crt is in place)."""
     if f.trust_strays:
-        return failed(STEP, host, strays_message(endpoint, f.trust_strays))
-    if converged(f, anchor):
-        return ok(STEP, host, "already trusted (ca.crt sha256 and modes match)")
-    return change(STEP, host, f"install {commands.certs_dir(endpoint)}/ca.crt and verify TLS from the node",
-                  Action(command(endpoint, anchor), verdict_for(endpoint, anchor)))
+        return failed(step, host, strays_message(endpoint, f.trust_strays))
+    if converged(f, anchor, previous):
+        return ok(step, host, "already trusted (ca.crt sha256 and modes match)" +
+                  (f"; {PREVIOUS} too (rotate-ca)" if previous is not None else ""))
+    d, prev = commands.certs_dir(endpoint), previous_path(endpoint)
+    first, last, what = [], [], []
+    if previous is not None and f.trust_previous != f"{commands.sha256(previous)}:644":
+        first = [Action(commands.make_dirs([d], 0o755), expect_ok(f"{d} in place")),
+                 Action(commands.converge_file(prev, previous, 0o644), expect_ok(f"installed {PREVIOUS}"))]
+        what.append(f"install {prev} (the previous CA, still trusted during rotate-ca)")
+    mine = []
+    if f.trust != f"{commands.sha256(anchor)}:644:755":
+        mine = [Action(command(endpoint, anchor), verdict_for(endpoint, anchor))]
+        what.append(f"install {d}/ca.crt and verify TLS from the node")
+    if previous is None and f.trust_previous:
+        last = [Action(commands.remove_paths([prev]), expect_ok(f"removed {PREVIOUS} (rotation over)"))]
+        what.append(f"remove {prev} (the previous CA: rotation over)")
+    return change(step, host, "; ".join(what), *first, *mine, *last)

@@ -18,16 +18,13 @@ pytestmark = pytest.mark.sshd
 ENDPOINT = "localhost:5000"
 
 
+@pytest.fixture
+def hosts(four_sshd_hosts):
+    return four_sshd_hosts
+
+
 def installed(h):
     return h.etc_docker / "certs.d" / ENDPOINT / "ca.crt"
-
-
-@pytest.fixture
-def hosts(tmp_path):
-    require("/usr/sbin/sshd")
-    require("unshare")
-    with SshdHosts(4, tmp_path / "hosts") as hs:
-        yield hs
 
 
 def recap_commands(stdout: str) -> dict[str, int]:
@@ -38,11 +35,15 @@ def recap_commands(stdout: str) -> dict[str, int]:
 def test_ipv6_hosts_on_loopback(tmp_path):
     require("/usr/sbin/sshd")
     with SshdHosts(3, tmp_path / "v6", address="::1") as hosts:
-        cfg = hosts.settings_file()
+        cfg = hosts.settings_file(registry={"host": "::1"})  # the registry named by an IPv6 address too
         assert "[::1]:" in hosts.known_hosts.read_text()
         first = run("inv", "trust-cert", config=cfg)
         assert first.returncode == 0, first.stdout + first.stderr
         assert statuses(first.stdout, "trust-cert") == {h.name: "changed" for h in hosts.hosts}
+        for h in hosts.hosts:  # certs.d/[ADDR]:PORT, as docker names an IPv6 registry
+            assert (h.etc_docker / "certs.d" / "[::1]:5000" / "ca.crt").is_file()
+        names = run("inv", "certs", config=cfg)
+        assert "IP:::1" in names.stdout or "::1" in names.stdout, names.stdout
         again = run("inv", "trust-cert", config=cfg)
         assert statuses(again.stdout, "trust-cert") == {h.name: "ok" for h in hosts.hosts}
         assert recap_commands(again.stdout) == {h.name: 1 for h in hosts.hosts}  # facts only

@@ -6,18 +6,14 @@ import pytest
 
 from tests.conftest import require
 from tests.integration.clirun import run, statuses
-from devtools.sshd_hosts import SshdHosts
 
 pytestmark = pytest.mark.sshd
 ENDPOINT = "localhost:5000"
 
 
 @pytest.fixture
-def hosts(tmp_path):
-    require("/usr/sbin/sshd")
-    require("unshare")
-    with SshdHosts(4, tmp_path / "hosts") as hs:
-        yield hs
+def hosts(four_sshd_hosts):
+    return four_sshd_hosts
 
 
 def installed(h):

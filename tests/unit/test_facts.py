@@ -89,7 +89,7 @@ def test_parse_tasks_running_and_lookups():
 def test_names_for_the_registry_node_and_the_manager():
     assert facts.names_for("node2", manager="kawaii", registry="kawaii") == facts.HOST_FACTS
     assert facts.names_for("kawaii", manager="kawaii", registry="kawaii") == (
-        "docker", "trust", "store", "login", "registry_node", "manager", "tasks")
+        "docker", "trust", "store", "login", "data", "registry_node", "manager", "tasks")
     assert facts.names_for("r", manager="m", registry="r") == facts.HOST_FACTS + ("registry_node",)
 
 

@@ -159,10 +159,9 @@ def serve_once(server_ctx: ssl.SSLContext):
     return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("server_hostname,ok", [("registry.onsen.lan", True), ("registry.alt.test", True),
-                                                 ("wrong.example", False)])
-def test_real_tls_handshake_verifies_against_the_ca(ca_settings, tmp_path, server_hostname, ok):
-    bundle = certs.ensure(ca_settings)
+def handshake(bundle, tmp_path, server_hostname: str, ok: bool, refusal: str | None = None) -> None:
+    """A real TLS handshake with a server holding `bundle`'s certificate: verified for `server_hostname`
+    against the CA when `ok`, else refused."""
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(write(tmp_path, "c.pem", bundle.server_cert), write(tmp_path, "k.pem", bundle.server_key))
     port = serve_once(server)
@@ -172,8 +171,14 @@ def test_real_tls_handshake_verifies_against_the_ca(ca_settings, tmp_path, serve
             with client.wrap_socket(raw, server_hostname=server_hostname) as tls:
                 assert tls.recv(5) == b"hello"
         else:
-            with pytest.raises(ssl.SSLCertVerificationError):
+            with pytest.raises(ssl.SSLCertVerificationError, match=refusal):
                 client.wrap_socket(raw, server_hostname=server_hostname)
+
+
+@pytest.mark.parametrize("server_hostname,ok", [("registry.onsen.lan", True), ("registry.alt.test", True),
+                                                 ("wrong.example", False)])
+def test_real_tls_handshake_verifies_against_the_ca(ca_settings, tmp_path, server_hostname, ok):
+    handshake(certs.ensure(ca_settings), tmp_path, server_hostname, ok)
 
 
 @pytest.mark.parametrize("address,ok", [("127.0.0.1", True), ("::1", True), ("127.0.0.2", False)])
@@ -184,14 +189,4 @@ def test_ip_san_verifies_by_address_in_a_real_handshake(base_settings, tmp_path,
     bundle = certs.ensure(s.from_mapping(base_settings))
     assert {"127.0.0.1", "::1"} <= set(pki.inspect(bundle.server_cert).sans)
     assert isinstance(pki.san_entry("127.0.0.1").value, __import__("ipaddress").IPv4Address)
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(write(tmp_path, "c.pem", bundle.server_cert), write(tmp_path, "k.pem", bundle.server_key))
-    port = serve_once(server)
-    client = ssl.create_default_context(cafile=write(tmp_path, "ca.pem", bundle.ca_cert))
-    with socket.create_connection(("127.0.0.1", port)) as raw:
-        if ok:
-            with client.wrap_socket(raw, server_hostname=address) as tls:
-                assert tls.recv(5) == b"hello"
-        else:
-            with pytest.raises(ssl.SSLCertVerificationError, match="IP address mismatch"):
-                client.wrap_socket(raw, server_hostname=address)
+    handshake(bundle, tmp_path, address, ok, refusal="IP address mismatch")

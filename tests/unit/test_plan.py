@@ -11,7 +11,7 @@ from swarm_registry.facts import Facts, Node, Task
 from swarm_registry.plan import ORDER, setup_plan
 from swarm_registry.results import CHANGED, FAILED, OK, SKIPPED
 from swarm_registry.state import StateDir
-from swarm_registry.steps import credential_store, login, trust
+from swarm_registry.steps import credential_store, login, move_data, preflight, trust
 from swarm_registry.wanted import wanted
 
 PASSWORD = "plan-pass-1"
@@ -80,7 +80,7 @@ def by_step(plan):
 
 def test_converged_cluster_every_step_ok_and_no_remote_command(w):
     plan = setup_plan(w, converged_facts(w), MGR, NODES)
-    assert [p.step for p in plan if p.host == MGR] == list(ORDER)
+    assert [p.step for p in plan if p.host == MGR] == [s for s in ORDER if s not in (move_data.STOP, move_data.STEP)]
     assert {p.status for p in plan} == {OK}, [(p.step, p.message) for p in plan if p.status != OK]
     assert [a.command for p in plan for a in p.actions] == [None]  # only converge's check from this machine
 
@@ -266,3 +266,37 @@ def test_service_spec_fact_roundtrip(w):
     spec = spec_from(w.stack_doc)
     out = "service=" + base64.b64encode(json.dumps(spec).encode()).decode()
     assert parse(out).service == spec
+
+
+@pytest.mark.parametrize("move,problem,steps", [
+    ("", "holds registry data", []),
+    ("abandon", None, []),
+    ("move", None, [move_data.STOP, move_data.STEP]),
+])
+def test_registry_node_moved_away_from_a_node_holding_data(w, move, problem, steps):
+    """The label is on node2 (the registry ran there) and node2 holds data; registry.node is kawaii."""
+    w = dataclasses.replace(w, move=move)
+    facts = converged_facts(w)
+    facts[MGR].node_labels = {"kawaii": {}, "node2": {"registry": "true"}}
+    facts["node2"].data_files, facts["node2"].data_bytes = True, 12 * 1048576
+    found = preflight.cluster_problems(w, facts, MGR, True)
+    assert [p for _, p in found if problem and problem in p] or (problem is None and found == []), found
+    if problem is None:
+        plan = setup_plan(w, facts, MGR, NODES)
+        assert [p.step for p in plan if p.step in (move_data.STOP, move_data.STEP)] == steps
+        if steps:
+            copy = by_step(plan)[(move_data.STEP, REG)].actions[0]
+            assert copy.stream_from[0] == "node2" and copy.stream_from[1].argv[3] == "data-send"
+            assert copy.command.argv[3] == "data-receive"
+        label = by_step(plan)[("label", MGR)]
+        assert [a.command.argv[3] for a in label.actions] == ["--label-add", "--label-rm"]
+        assert (by_step(plan)[("deploy", MGR)].status == CHANGED) == bool(steps)
+
+
+def test_move_data_refuses_a_destination_that_holds_data(w):
+    w = dataclasses.replace(w, move="move")
+    facts = converged_facts(w)
+    facts[MGR].node_labels = {"kawaii": {}, "node2": {"registry": "true"}}
+    facts["node2"].data_files = facts[REG].data_files = True
+    found = preflight.cluster_problems(w, facts, MGR, True)
+    assert any("not empty" in p for _, p in found), found

@@ -129,3 +129,17 @@ def test_missing_file_names_it_and_the_fix(tmp_path):
 def test_env_var_chooses_the_file(tmp_path):
     assert s.settings_path({}) == s.DEFAULT_SETTINGS_FILE
     assert str(s.settings_path({s.ENV_VAR: str(tmp_path / "x.yaml")})) == str(tmp_path / "x.yaml")
+
+
+@pytest.mark.parametrize("host,endpoint,secret", [
+    ("registry.onsen.lan", "registry.onsen.lan:5000", "registry.onsen.lan.crt-"),
+    ("10.0.0.5", "10.0.0.5:5000", "10.0.0.5.crt-"),
+    ("fd00::10", "[fd00::10]:5000", "fd00--10.crt-"),
+])
+def test_registry_host_may_be_an_address(base_settings, host, endpoint, secret):
+    from swarm_registry import render
+
+    base_settings["registry"] = {"host": host}
+    cfg = s.from_mapping(base_settings)
+    assert cfg.registry.endpoint == endpoint
+    assert render.secret_names(cfg, b"c", b"k").cert.startswith(secret)

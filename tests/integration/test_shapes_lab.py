@@ -1,0 +1,178 @@
+"""The clusters people have, each a real swarm of lab containers (devtools.lab named labs):
+
+- `nopw`: a non-root `deploy` user with NOPASSWD sudo;
+- `pw`: a `deploy` user whose sudo asks for a password, reachable only through a bastion;
+- `mgrs`: 3 managers and the registry on a worker; the first manager is stopped during setup.
+
+In each: setup, smoke-test and login verification pass; a re-run changes nothing with one command
+per host; and neither the sudo password nor the registry password is found on any node (files
+under /root, /home, /tmp, /etc, /var/log; process lists sampled during the runs; the content of
+every swarm secret, read inside the registry's task) nor in any output."""
+import secrets
+import subprocess
+import threading
+
+import pytest
+import yaml
+
+from devtools import lab as lab_mod
+from devtools.lab import settings as L
+from tests.integration.clirun import run, statuses
+
+pytestmark = pytest.mark.lab
+SHAPES = {
+    "nopw": dict(nodes=3, user="deploy", sudo="nopasswd"),
+    "pw": dict(nodes=3, user="deploy", sudo="password", bastion=True),
+    "mgrs": dict(nodes=4, managers=3, registry_node=4),
+}
+
+
+class Shape:
+    def __init__(self, name: str, options: dict):
+        self.name, self.options = name, options
+        self.lab = L.lab(name)
+        self.nodes = range(1, options["nodes"] + 1)
+        self.password = "Rg-" + secrets.token_urlsafe(15)
+
+    def up(self):
+        self.config = lab_mod.up(out=lambda line: None, name=self.name, **self.options)
+        pw = self.lab.sudo_password_file
+        self.sudo_password = pw.read_text().strip() if self.options.get("sudo") == "password" else None
+        self.env = {"REGISTRY_PASSWORD": self.password}
+        if self.sudo_password:
+            self.env["SWARM_REGISTRY_SUDO_PASSWORD"] = self.sudo_password
+
+    def container(self, i: int) -> str:
+        return self.lab.container_name(i)
+
+    def exec(self, i: int, *argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", "exec", self.container(i), *argv], capture_output=True, text=True,
+                              timeout=120)
+
+    def inv(self, *args: str, config=None, timeout: float = 900) -> subprocess.CompletedProcess:
+        return run("inv", *args, config=config or self.config, env=self.env, timeout=timeout)
+
+
+class Sampler(threading.Thread):
+    """Process lists on this machine and on every node, sampled until stopped."""
+
+    def __init__(self, shape: Shape):
+        super().__init__(daemon=True)
+        self.shape, self.seen, self.samples, self.stop = shape, set(), 0, threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            outs = [subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout]
+            outs += [self.shape.exec(i, "ps", "-eo", "args").stdout for i in self.shape.nodes]
+            for out in outs:
+                self.seen.update(out.splitlines())
+            self.samples += 1
+
+
+@pytest.fixture(scope="module", params=list(SHAPES))
+def shape(request, _lab_session):
+    s = Shape(request.param, SHAPES[request.param])
+    s.up()
+    yield s
+    import os
+
+    if os.environ.get("SWARM_REGISTRY_KEEP_LAB") != "1":
+        lab_mod.down(out=lambda line: None, name=s.name)
+
+
+def changed(stdout: str) -> list[str]:
+    return [line for line in stdout.split("RECAP")[0].splitlines() if line.split()[2:3] == ["changed"]]
+
+
+def commands_per_host(stdout: str) -> dict[str, int]:
+    rows = stdout.split("RECAP", 1)[1].splitlines()[2:]
+    return {r.split()[0]: int(r.split()[-1]) for r in rows if r.split() and not r.startswith("FAILED")}
+
+
+def test_setup_smoke_login_rerun_and_no_secret_anywhere(shape):
+    outputs = [shape.inv("users.add", "lenain")]
+    assert outputs[0].returncode == 0, outputs[0].stderr
+    sampler = Sampler(shape)
+    sampler.start()
+    try:
+        if shape.name == "mgrs":  # the first manager is down: manager work goes to the next one
+            subprocess.run(["docker", "stop", shape.container(1)], check=True, capture_output=True)
+            try:
+                first = shape.inv("setup")
+            finally:
+                subprocess.run(["docker", "start", shape.container(1)], check=True, capture_output=True)
+                lab_mod.up(out=lambda line: None, name=shape.name, **shape.options)  # sshd and dockerd back
+            assert first.returncode == 1 and "FAILED node1: preflight: unreachable" in first.stdout, first.stdout
+            assert statuses(first.stdout, "deploy") == {"node2": "changed"}, first.stdout
+            assert set(statuses(first.stdout, "directories")) == {"node4"}  # registry steps on the worker
+            outputs.append(first)
+        dry = shape.inv("--dry", "setup")
+        setup = shape.inv("setup")
+        outputs += [dry, setup]
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        again = shape.inv("setup")
+        outputs.append(again)
+        assert again.returncode == 0 and changed(again.stdout) == [], again.stdout
+        assert set(commands_per_host(again.stdout).values()) == {1}, again.stdout
+        smoke = shape.inv("smoke-test")
+        outputs += [smoke, shape.inv("status")]
+        assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    finally:
+        sampler.stop.set()
+        sampler.join()
+    if shape.options.get("bastion"):
+        assert " via root@" in dry.stdout  # --dry shows the route
+    markers = {"registry password": shape.password}
+    if shape.sudo_password:
+        markers["sudo password"] = shape.sudo_password
+    text = "\n".join(sampler.seen) + "\n".join(o.stdout + o.stderr for o in outputs)
+    assert sampler.samples >= 3
+    for what, marker in markers.items():
+        assert marker not in text, f"{what} in a process list or an output"
+    reg = shape.options.get("registry_node", 1)
+    task = shape.exec(reg, "sh", "-c", "docker ps -q --filter label=com.docker.swarm.service.name=onsen-registry_registry"
+                      ).stdout.split()
+    assert task, "no registry task on the registry node"
+    # the files the task sees at /run/secrets (the image has no shell: read them where dockerd mounts them)
+    inside = shape.exec(reg, "sh", "-c", f"cat /var/lib/docker/containers/{task[0]}*/mounts/secrets/*")
+    assert "BEGIN" in inside.stdout  # the secrets were read
+    for i in shape.nodes:
+        for what, marker in markers.items():
+            found = shape.exec(i, "grep", "-rlF", "--", marker, "/root", "/home", "/tmp", "/etc", "/var/log")
+            assert found.stdout.strip() == "", f"{what} on node{i}: {found.stdout}"
+            assert marker not in inside.stdout, f"{what} in a swarm secret"
+        configs = shape.exec(i, "sh", "-c", "cat /root/.docker/config.json /home/*/.docker/config.json 2>/dev/null")
+        assert '"auth"' not in configs.stdout, configs.stdout
+
+
+def test_what_each_shape_adds(shape, tmp_path):
+    """sudo shapes: root holds the credential (the account model); password sudo: a wrong sudo password
+    gives one line per host and changes nothing; bastion: no direct route to a node."""
+    if shape.options.get("user") == "deploy":
+        listed = shape.exec(2, "sh", "-c", "HOME=/root docker-credential-pass list")
+        assert listed.returncode == 0 and "swarm-lab.test" in listed.stdout, listed.stdout + listed.stderr
+        assert shape.exec(2, "test", "-e", "/home/deploy/.password-store").returncode != 0
+    if shape.options.get("sudo") == "password":
+        shape.exec(2, "rm", "-rf", f"/etc/docker/certs.d/{shape.lab.registry_host}:5000")
+        env = {**shape.env, "SWARM_REGISTRY_SUDO_PASSWORD": "not-the-sudo-password"}
+        r = run("inv", "trust-cert", config=shape.config, env=env)
+        failed = [line for line in r.stdout.splitlines() if line.startswith("FAILED ")]
+        assert r.returncode == 1 and len(failed) == len(shape.nodes), r.stdout
+        assert all("sudo refused the sudo password" in f for f in failed), r.stdout
+        assert shape.exec(2, "test", "-e", f"/etc/docker/certs.d/{shape.lab.registry_host}:5000").returncode != 0
+        assert shape.inv("trust-cert").returncode == 0  # the right one works
+    if shape.options.get("bastion"):
+        data = yaml.safe_load(shape.config.read_text())
+        data["ssh"]["proxy_jump"] = ""
+        direct = tmp_path / "direct.yaml"
+        direct.write_text(yaml.safe_dump(data))
+        r = shape.inv("trust-cert", config=direct)
+        assert r.returncode == 1 and r.stdout.count("FAILED node") == len(shape.nodes), r.stdout
+    if shape.name == "mgrs":
+        status = shape.inv("status")
+        assert status.returncode == 0 and "running on the labelled node" in status.stdout, status.stdout
+        down = shape.inv("teardown")  # waits on the manager for the task on the worker node4
+        assert down.returncode == 0, down.stdout
+        assert shape.exec(4, "sh", "-c", "docker ps -q --filter label=com.docker.swarm.service.name=onsen-registry_registry"
+                          ).stdout.strip() == ""
+        assert shape.inv("setup").returncode == 0
