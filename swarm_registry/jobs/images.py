@@ -24,7 +24,7 @@ def rm(settings: Settings, out: Out, *, image: str, password: str, yes: bool = F
        confirm: Callable[[str], str] = input) -> int:
     repo, ref = op.parse_ref(image, settings.registry.endpoint)
     op.refuse_without_delete(settings)
-    client = RegistryClient(settings, password)
+    client = RegistryClient(settings, password, timeout=30)  # a delete is not urgent; a loaded registry is slow
     try:
         digest, size, _ = client.image_size(repo, ref)
         tag_digests = {t: client.manifest_digest(repo, t) for t in client.tags(repo)}
