@@ -15,4 +15,5 @@ def plan(w, host: str, f: Facts) -> StepPlan:
     if f.htpasswd == f"{commands.sha256(w.htpasswd)}:600":
         return ok(STEP, host, f"htpasswd up to date ({users}){note}")
     cmd = commands.converge_file(path, w.htpasswd, 0o600, secret=True)
-    return change(STEP, host, f"upload {path} (0600: {users}){note}", Action(cmd, expect_ok(f"uploaded {path}")))
+    return change(STEP, host, f"upload {path} (0600: {users}){note}",
+                  Action(cmd, expect_ok(f"uploaded {path} (0600: {users}){note}")))
