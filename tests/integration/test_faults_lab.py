@@ -80,7 +80,7 @@ OBSERVED = {
     "compose file": (1, "converge-file /srv/docker/onsen-registry/docker-compose.yml"),
     "deploy": (1, "docker stack deploy --with-registry-auth --resolve-image never"),
     "converge": (1, "facts tasks registry.swarm-lab.test"),
-    "trust-cert": (2, "sha256sum /etc/docker/certs.d/registry.swarm-lab.test:5000/.ca.crt"),
+    "trust-cert": (2, "trust-cert registry.swarm-lab.test:5000"),  # the trust script, not the facts
     "credential-helper": (3, "gpg --batch"),
     "login": (3, "docker login --username"),
 }
