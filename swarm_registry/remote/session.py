@@ -61,7 +61,9 @@ class Session:
     def _connection(self, address: str, user: str | None, port: int | None, gateway=None) -> Connection:
         ssh = self.settings.ssh
         keys = [str(ssh.identity_file)] if ssh.identity_file.is_file() or not ssh.agent else []
-        conn = Connection(address, user=user, port=port, config=_fabric_config(ssh.config_file),
+        # each connection its own copy: the pool's threads build connections at once, and Fabric writes
+        # into the config it is given ('gateway', 'authentication' went missing on random hosts at N=128)
+        conn = Connection(address, user=user, port=port, config=_fabric_config(ssh.config_file).clone(),
                           connect_timeout=ssh.connect_timeout, gateway=gateway,
                           connect_kwargs={"key_filename": keys, "look_for_keys": False, "allow_agent": ssh.agent,
                                           "banner_timeout": ssh.connect_timeout, "auth_timeout": ssh.connect_timeout})
