@@ -60,7 +60,7 @@ setup: venv
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-## bench: trust-cert on 8 and 16 sshd hosts vs. the OpenSSH floor, minimal Fabric and Ansible; writes bench/RESULTS.md
+## bench: trust-cert on 8-128 sshd hosts vs. the OpenSSH floors, minimal Fabric, Ansible and pyinfra (BENCH_ARGS=--recipe adds the whole recipe on lab swarms, --quick is short); writes bench/RESULTS.md and results.svg
 .PHONY: bench
 BENCH_ARGS ?=
 bench: venv
