@@ -56,7 +56,7 @@ def lab_config(_lab_session):
 
 
 @pytest.fixture
-def four_sshd_hosts(tmp_path):
+def hosts(tmp_path):
     """Four plain sshd hosts on loopback (devtools/sshd_hosts.py), each with its own /etc/docker."""
     from devtools.sshd_hosts import SshdHosts
 

@@ -13,18 +13,9 @@ import yaml
 from devtools.sshd_hosts import SshdHosts
 from tests.conftest import require
 from tests.integration.clirun import run, statuses
+from tests.integration.sshdutil import installed
 
 pytestmark = pytest.mark.sshd
-ENDPOINT = "localhost:5000"
-
-
-@pytest.fixture
-def hosts(four_sshd_hosts):
-    return four_sshd_hosts
-
-
-def installed(h):
-    return h.etc_docker / "certs.d" / ENDPOINT / "ca.crt"
 
 
 def recap_commands(stdout: str) -> dict[str, int]:

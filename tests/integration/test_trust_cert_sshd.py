@@ -6,18 +6,9 @@ import pytest
 
 from tests.conftest import require
 from tests.integration.clirun import run, statuses
+from tests.integration.sshdutil import installed
 
 pytestmark = pytest.mark.sshd
-ENDPOINT = "localhost:5000"
-
-
-@pytest.fixture
-def hosts(four_sshd_hosts):
-    return four_sshd_hosts
-
-
-def installed(h):
-    return h.etc_docker / "certs.d" / ENDPOINT / "ca.crt"
 
 
 def test_first_run_changes_every_host_and_rerun_changes_none(hosts):
