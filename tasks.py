@@ -382,23 +382,65 @@ def rotate_ca(c, check=False, password_stdin=False, json=False):
     return job(settings, cli.sink(), mode=cli.mode(c, check), password=password, sudo_password=cli.sudo_password(c))
 
 
+# --- storage (README "Scaling out: replicas over S3") ----------------------------------------------
+
+
+@task(help={"keys_stdin": "read the access key and the secret key from stdin (two lines)"})
+@cli.handles_errors
+def credentials(c, keys_stdin=False):
+    """[storage] Keep the S3 access and secret keys in state_dir (0600), for storage.driver s3.
+
+    Read from stdin (--keys-stdin: two lines) or hidden prompts; never from an argument. Env
+    SWARM_REGISTRY_S3_ACCESS_KEY / SWARM_REGISTRY_S3_SECRET_KEY, when set, take precedence at setup.
+    """
+    from swarm_registry.jobs import storage
+
+    settings = cli.load_settings()
+    access, secret = cli.read_s3_keys(from_stdin=keys_stdin)
+    return storage.credentials(settings, access, secret, cli.out)
+
+
+@task(help={"check": cli.HELP["check"], "json": cli.HELP["json"],
+            "password_stdin": "read login_user's password from stdin (for setup's 200-with-credentials check)"})
+@cli.handles_errors
+def migrate(c, check=False, password_stdin=False, json=False):
+    """[storage] Move a filesystem registry's data into the S3 bucket, then switch the registry to s3.
+
+    Set storage.driver: s3 (and storage.s3) first; the data is read from registry.node's data_dir. The
+    registry is read-only during the copy (pulls served); the copy is resumable (run it again) and every
+    object's sha256 is checked by S3. Then setup deploys the s3 registry. The data on disk is kept.
+    """
+    from swarm_registry.jobs import storage
+
+    cli.report(c, "storage.migrate", json, check)
+    settings = cli.load_settings()
+    password = cli.optional_password(settings.registry.login_user, from_stdin=password_stdin)
+    return storage.migrate_data(settings, cli.sink(), mode=cli.mode(c, check), password=password,
+                                sudo_password=cli.sudo_password(c))
+
+
 @task(help={"nodes": "number of lab nodes; on a running lab, nodes are added or removed",
             "name": "a separate lab beside the default one (config/lab-NAME.yaml)",
             "managers": "how many nodes are swarm managers (node1..nodeM)",
             "registry_node": "the node that runs the registry (K of nodeK)",
             "user": "SSH user on the nodes (root, or e.g. deploy)",
             "sudo": "none, nopasswd or password (for a non-root user)",
-            "bastion": "reach the nodes only through a bastion container"})
+            "bastion": "reach the nodes only through a bastion container",
+            "storage": "filesystem (default) or s3: the lab's own Ceph RADOS Gateway stores the images and "
+                       "the registry runs as replicas",
+            "registry_nodes": "with --storage s3: the registry runs on node1..nodeN (default all nodes, at most 3)"})
 @cli.handles_errors
-def up(c, nodes=None, name="", managers=1, registry_node=1, user="root", sudo="none", bastion=False):
+def up(c, nodes=None, name="", managers=1, registry_node=1, user="root", sudo="none", bastion=False,
+       storage="filesystem", registry_nodes=None):
     """[lab] Start a local lab: N containers with their own sshd and dockerd, forming a swarm; writes its settings file."""
     from devtools import lab
 
     try:
         count = cli.positive_int("--nodes", nodes) if nodes is not None else None
+        replicas = cli.positive_int("--registry-nodes", registry_nodes) if registry_nodes is not None else None
         path = lab.up(nodes=count, out=cli.out, name=name,
                       managers=int(managers), registry_node=int(registry_node), user=user, sudo=sudo,
-                      bastion=bastion)
+                      bastion=bastion, storage=storage, registry_nodes=replicas)
     except lab.LabError as exc:
         cli.err(f"error: {exc}")
         return 2
@@ -427,3 +469,4 @@ ns.add_task(backup)
 ns.add_task(restore)
 ns.add_task(rotate_ca)
 ns.add_collection(Collection("images", rm))
+ns.add_collection(Collection("storage", credentials, migrate))

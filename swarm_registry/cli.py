@@ -133,6 +133,15 @@ def read_password(user: str, *, from_stdin: bool, confirm: bool = True) -> str:
     return value
 
 
+def read_s3_keys(*, from_stdin: bool) -> tuple[str, str]:
+    """The S3 access and secret keys: two lines of stdin (--keys-stdin), or hidden prompts on a terminal."""
+    if from_stdin:
+        return sys.stdin.readline().strip(), sys.stdin.readline().strip()
+    if not sys.stdin.isatty():
+        raise SettingsError(["S3 keys: not a terminal: give them on stdin with --keys-stdin (two lines)"])
+    return getpass.getpass("S3 access key: ").strip(), getpass.getpass("S3 secret key: ").strip()
+
+
 def optional_password(user: str, *, from_stdin: bool, prompt: bool = False) -> str | None:
     """A password from --password-stdin or env REGISTRY_PASSWORD (or a prompt on a terminal), else None."""
     if from_stdin or os.environ.get(PASSWORD_ENV) is not None or (prompt and sys.stdin.isatty()):

@@ -72,6 +72,7 @@ class Facts:
     auth_dir_mode: str = ""
     htpasswd: str = ""  # "sha256:mode"
     compose: str = ""
+    bucket: str = ""  # storage s3: the bucket's HTTP status as the first registry node sees it ("" not read)
     # manager
     nodes: list[Node] = field(default_factory=list)
     node_labels: dict[str, dict] = field(default_factory=dict)  # hostname -> labels
@@ -92,19 +93,26 @@ def compose_path(settings: Settings) -> str:
 
 def script_values(settings: Settings) -> dict[str, str]:
     """The shell variables every fact function may read."""
-    r = settings.registry
-    return {"endpoint": r.endpoint, "image": r.image, "data_dir": r.data_dir, "auth_dir": r.auth_dir,
-            "compose": compose_path(settings), "service": r.service, "stack": r.stack}
+    r, s3 = settings.registry, settings.storage.s3
+    values = {"endpoint": r.endpoint, "image": r.image, "data_dir": r.data_dir, "auth_dir": r.auth_dir,
+              "compose": compose_path(settings), "service": r.service, "stack": r.stack}
+    if s3 is not None:
+        values.update(s3_endpoint=s3.endpoint, s3_region=s3.region, s3_bucket=s3.bucket)
+    return values
 
 
-def command(settings: Settings, names: tuple[str, ...] | list[str]) -> commands.Command:
-    """One command that prints the facts `names` (see files/scripts/facts/)."""
-    return commands.script("facts", {"facts": " ".join(names), **script_values(settings)}, timeout=60)
+def command(settings: Settings, names: tuple[str, ...] | list[str], stdin: bytes | None = None) -> commands.Command:
+    """One command that prints the facts `names` (see files/scripts/facts/); `stdin`: secret input a fact
+    reads (the S3 keys of the bucket fact)."""
+    return commands.script("facts", {"facts": " ".join(names), **script_values(settings)}, timeout=60,
+                           stdin=stdin, secret=stdin is not None)
 
 
-def names_for(host: str, *, manager: str | None, registry: str | None,
+def names_for(host: str, *, manager: str | None, registry: "str | tuple[str, ...] | None",
               base: tuple[str, ...] = HOST_FACTS) -> tuple[str, ...]:
-    return base + (REGISTRY_FACTS if host == registry else ()) + (MANAGER_FACTS if host == manager else ())
+    """`registry`: the registry node, or every registry node (registry.nodes)."""
+    registries = (registry,) if isinstance(registry, str) else (registry or ())
+    return base + (REGISTRY_FACTS if host in registries else ()) + (MANAGER_FACTS if host == manager else ())
 
 
 def _b64(value: str) -> bytes | None:
@@ -120,7 +128,7 @@ _TEXT = {"trust": "trust", "trust_strays": "trust_strays", "helper": "helper_sha
          "login_user": "login_user", "login_sha": "login_sha", "image": "image_id", "data_dir": "data_dir_mode",
          "auth_dir": "auth_dir_mode", "htpasswd": "htpasswd", "compose": "compose",
          "registry_image": "registry_image", "registry_version": "registry_version",
-         "trust_previous": "trust_previous"}  # key -> field, kept as text
+         "trust_previous": "trust_previous", "bucket": "bucket"}  # key -> field, kept as text
 _FLAGS = {"pass": "pass_installed", "gpg_id": "gpg_id", "data_files": "data_files"}  # key -> field, "1" is true
 _NUMBERS = {"list": "list_rc", "data_bytes": "data_bytes"}  # key -> field, None unless digits
 
@@ -198,5 +206,6 @@ def service_view(spec: dict | None) -> dict | None:
         "constraints": sorted(((tt.get("Placement") or {}).get("Constraints")) or []),
         "ports": sorted(f"{p.get('PublishedPort')}>{p.get('TargetPort')}/{p.get('PublishMode')}" for p in ports),
         "replicas": ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas"),
+        "max_per_node": ((tt.get("Placement") or {}).get("MaxReplicas")) or 0,
         "spec_label": (spec.get("Labels") or {}).get(SPEC_LABEL, ""),
     }

@@ -8,11 +8,11 @@ every node that passed preflight.
 from __future__ import annotations
 
 from .facts import Facts
-from .steps import (StepPlan, compose_file, converge, credential_store, deploy, directories, htpasswd_file, image,
+from .steps import (StepPlan, bucket, compose_file, converge, credential_store, deploy, directories, htpasswd_file, image,
                     inventory, label, login, move_data, old_secrets, secrets, trust)
 from .wanted import Wanted
 
-CLUSTER_STEPS = (inventory.STEP, move_data.STOP, move_data.STEP, directories.STEP, htpasswd_file.STEP, secrets.STEP, label.STEP, image.STEP, compose_file.STEP,
+CLUSTER_STEPS = (inventory.STEP, bucket.STEP, move_data.STOP, move_data.STEP, directories.STEP, htpasswd_file.STEP, secrets.STEP, label.STEP, image.STEP, compose_file.STEP,
                  deploy.STEP, converge.STEP, old_secrets.STEP)
 NODE_STEPS = (trust.STEP, credential_store.STEP, login.STEP)
 ORDER = CLUSTER_STEPS + NODE_STEPS
@@ -31,20 +31,22 @@ def node_plan(w: Wanted, facts: dict[str, Facts], nodes: list[str]) -> list[Step
 
 
 def setup_plan(w: Wanted, facts: dict[str, Facts], manager: str, nodes: list[str]) -> list[StepPlan]:
-    """Every step in ORDER; `nodes`: the hosts that passed preflight (manager and registry node among them)."""
+    """Every step in ORDER; `nodes`: the hosts that passed preflight (manager and registry nodes among them).
+    Registry-node steps run on each of registry.nodes (one replica each); the compose copy on the first."""
     s = w.settings
-    reg = s.registry.node
+    reg, regs = s.registry.node, s.registry.nodes
     m, r = facts[manager], facts[reg]
     moving = move_data.plans(w, manager, facts, m, w.move)
     deploying = deploy.plan(w, manager, m, forced="scaled to 0 for the data move" if moving else "")
     steps = [
         inventory.plan(s, manager, m),
+        *([bucket.plan(w, reg, r)] if s.storage.driver == "s3" else []),
         *moving,
-        directories.plan(w, reg, r),
-        htpasswd_file.plan(w, reg, r),
+        *(directories.plan(w, n, facts[n]) for n in regs),
+        *(htpasswd_file.plan(w, n, facts[n]) for n in regs),
         secrets.plan(w, manager, m),
         label.plan(w, manager, m),
-        image.plan(w, reg, r),
+        *(image.plan(w, n, facts[n]) for n in regs),
         compose_file.plan(w, reg, r),
         deploying,
         converge.plan(w, manager, m, deploying=bool(deploying.actions)),

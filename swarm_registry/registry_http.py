@@ -56,12 +56,14 @@ def url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-def probe(settings: Settings, path: str, *, auth: tuple[str, str] | None = None, timeout: float = 5.0) -> Answer:
+def probe(settings: Settings, path: str, *, auth: tuple[str, str] | None = None, timeout: float = 5.0,
+          address: str | None = None) -> Answer:
     """GET https://registry.host:port/path verified against our anchor; the status and the served
-    certificate's sha256 (to tell our new certificate from an older one)."""
+    certificate's sha256 (to tell our new certificate from an older one). `address`: one replica's node
+    (SNI and the certificate check still use registry.host)."""
     r = settings.registry
     name, port = r.host, r.port
-    address = connect_address(name, settings.registry_host.address)
+    address = address or connect_address(name, settings.registry_host.address)
     ctx = ssl.create_default_context(cafile=str(anchor_path(settings)))
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:

@@ -25,6 +25,7 @@ HTPASSWD_LABEL = "io.swarm-registry.htpasswd"  # sha256 of htpasswd: a new one r
 # must be the whole mapping (REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED=true makes 2.8 panic at start).
 READONLY_ENV = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 READONLY_VALUE = '{"enabled": true}'
+CONFIG_TARGET = "/etc/docker/registry/config.yml"  # the image's own config path: replaced by our secret (s3)
 HEADER = "# Rendered by swarm_registry from the settings; changes here are overwritten on the next deploy.\n"
 
 
@@ -32,6 +33,7 @@ HEADER = "# Rendered by swarm_registry from the settings; changes here are overw
 class SecretNames:
     cert: str
     key: str
+    config: str = ""  # the registry's config file (storage s3: keys, shared HTTP secret), "" with filesystem
 
 
 def sha256(data: bytes) -> str:
@@ -43,9 +45,33 @@ def secret_name(base: str, data: bytes) -> str:
     return f"{base}-{sha256(data)[:8]}"
 
 
-def secret_names(settings: Settings, cert_pem: bytes, key_pem: bytes) -> SecretNames:
-    host = settings.registry.host.replace(":", "-")  # an IPv6 address: swarm names take no ':' 
-    return SecretNames(cert=secret_name(f"{host}.crt", cert_pem), key=secret_name(f"{host}.key", key_pem))
+def secret_names(settings: Settings, cert_pem: bytes, key_pem: bytes, config: bytes | None = None) -> SecretNames:
+    host = settings.registry.host.replace(":", "-")  # an IPv6 address: swarm names take no ':'
+    return SecretNames(cert=secret_name(f"{host}.crt", cert_pem), key=secret_name(f"{host}.key", key_pem),
+                       config=secret_name(f"{host}.yml", config) if config is not None else "")
+
+
+def registry_config(settings: Settings, access_key: str, secret_key: str, http_secret: str) -> bytes:
+    """The registry's whole config file for storage s3 (it replaces the image's, which names the filesystem
+    driver: both would make the registry panic). It holds the S3 keys and the HTTP secret every replica
+    shares, so it is delivered as a content-hashed swarm secret, never as environment. Blob redirects are
+    off: clients fetch blobs through the registry and never need to reach the S3 endpoint."""
+    s3 = settings.storage.s3
+    assert s3 is not None
+    params = {"accesskey": access_key, "secretkey": secret_key, "region": s3.region, "regionendpoint": s3.endpoint,
+              "bucket": s3.bucket, "secure": s3.endpoint.startswith("https://"), "v4auth": True,
+              "chunksize": 5 * 1024 * 1024}
+    if s3.root_directory != "/":
+        params["rootdirectory"] = s3.root_directory
+    doc = {
+        "version": 0.1,
+        "log": {"fields": {"service": "registry"}},
+        "storage": {"cache": {"blobdescriptor": "inmemory"}, "s3": params, "redirect": {"disable": True}},
+        "http": {"addr": f":{CONTAINER_PORT}", "secret": http_secret,
+                 "headers": {"X-Content-Type-Options": ["nosniff"]}},
+        "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
+    }
+    return dump(doc)
 
 
 def stack(settings: Settings, secrets: SecretNames, htpasswd_sha: str = "", readonly: bool = False) -> dict:
@@ -68,29 +94,35 @@ def stack(settings: Settings, secrets: SecretNames, htpasswd_sha: str = "", read
         environment["REGISTRY_STORAGE_DELETE_ENABLED"] = "true"
     if readonly:
         environment[READONLY_ENV] = READONLY_VALUE
+    shared = settings.storage.shared
+    volumes = [{"type": "bind", "source": r.auth_dir, "target": "/auth", "read_only": True}]
+    if not shared:
+        volumes.insert(0, {"type": "bind", "source": r.data_dir, "target": "/var/lib/registry"})
+    tls = [{"source": secrets.cert, "target": CERT_TARGET, "mode": 0o444},
+           {"source": secrets.key, "target": KEY_TARGET, "mode": 0o400}]
+    if secrets.config:
+        tls.append({"source": secrets.config, "target": CONFIG_TARGET, "mode": 0o400})
+    replicas = len(r.nodes) or 1
+    placement: dict = {"constraints": [f"node.labels.{r.label} == true"]}
+    if replicas > 1:
+        placement["max_replicas_per_node"] = 1  # one replica per registry node (compose 3.8)
     service = {
         "image": r.image,
         "environment": environment,
-        "secrets": [
-            {"source": secrets.cert, "target": CERT_TARGET, "mode": 0o444},
-            {"source": secrets.key, "target": KEY_TARGET, "mode": 0o400},
-        ],
+        "secrets": tls,
         "ports": [{"target": CONTAINER_PORT, "published": r.port, "protocol": "tcp", "mode": r.publish_mode}],
-        "volumes": [
-            {"type": "bind", "source": r.data_dir, "target": "/var/lib/registry"},
-            {"type": "bind", "source": r.auth_dir, "target": "/auth", "read_only": True},
-        ],
+        "volumes": volumes,
         "deploy": {
-            "replicas": 1,
-            "placement": {"constraints": [f"node.labels.{r.label} == true"]},
+            "replicas": replicas,
+            "placement": placement,
             "restart_policy": {"condition": "any"},
         },
     }
     service["labels"] = {HTPASSWD_LABEL: htpasswd_sha}
     doc = {
-        "version": "3.7",
+        "version": "3.8" if replicas > 1 else "3.7",
         "services": {"registry": service},
-        "secrets": {secrets.cert: {"external": True}, secrets.key: {"external": True}},
+        "secrets": {t["source"]: {"external": True} for t in tls},
     }
     digest = spec_hash(doc)
     service["labels"][SPEC_LABEL] = digest
@@ -114,6 +146,7 @@ def wanted_view(doc: dict) -> dict:
         "constraints": sorted(svc["deploy"]["placement"]["constraints"]),
         "ports": sorted(f"{p['published']}>{p['target']}/{p['mode']}" for p in svc["ports"]),
         "replicas": svc["deploy"]["replicas"],
+        "max_per_node": svc["deploy"]["placement"].get("max_replicas_per_node", 0),
         "spec_label": svc["deploy"]["labels"][SPEC_LABEL],
     }
 

@@ -74,6 +74,7 @@ class Registry:
     secrets_keep: int
     delete_enabled: bool
     converge_timeout: int
+    nodes: tuple[str, ...] = ()  # every node that runs a replica (registry.nodes); nodes[0] == node
 
     @property
     def endpoint(self) -> str:
@@ -87,6 +88,25 @@ class Registry:
     @property
     def auth_dir(self) -> str:
         return f"{self.config_dir}/auth"
+
+
+@dataclass(frozen=True)
+class S3:
+    endpoint: str        # the S3 API as the registry nodes reach it (http[s]://HOST[:PORT])
+    region: str
+    bucket: str
+    root_directory: str  # "/" or a prefix inside the bucket
+
+
+@dataclass(frozen=True)
+class Storage:
+    driver: str              # filesystem | s3
+    s3: S3 | None = None     # with driver s3
+
+    @property
+    def shared(self) -> bool:
+        """Several replicas can serve the same data (not a node's disk)."""
+        return self.driver == "s3"
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,7 @@ class Settings:
     ssh: SSH
     credential_helper: CredentialHelper
     state_dir: Path
+    storage: Storage = Storage("filesystem")
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -137,7 +158,7 @@ class Settings:
             "nodes": list(self.hosts),
             "managers": [n for n, h in self.hosts.items() if h.is_manager],
             "workers": [n for n, h in self.hosts.items() if "worker" in h.roles],
-            "registry": [self.registry.node],
+            "registry": list(self.registry.nodes),
         }
 
     @property
@@ -253,6 +274,17 @@ _REGISTRY: dict[str, Check] = {
     "secrets_keep": lambda x: v.non_negative_int(x, 100),
     "delete_enabled": v.boolean,
     "converge_timeout": lambda x: v.positive_int(x, 3600),
+    "nodes": lambda x: tuple(_list_of(x, v.name)),
+}
+_STORAGE: dict[str, Check] = {
+    "driver": lambda x: v.one_of(x, ("filesystem", "s3")),
+    "s3": lambda x: x,  # checked by _Validator.storage
+}
+_S3: dict[str, Check] = {
+    "endpoint": v.http_url,
+    "region": lambda x: _match(x, r"[a-z0-9][a-z0-9-]{0,40}", "a region name such as us-east-1"),
+    "bucket": v.bucket_name,
+    "root_directory": v.absolute_path,
 }
 _CERT: dict[str, Check] = {
     "mode": lambda x: v.one_of(x, ("ca", "self-signed")),
@@ -352,7 +384,8 @@ class _Validator:
         return out
 
     def build(self) -> Settings:
-        known = {"registry", "cert", "users", "hosts", "ssh", "credential_helper", "state_dir", "host_defaults"}
+        known = {"registry", "cert", "users", "hosts", "ssh", "credential_helper", "state_dir", "host_defaults",
+                 "storage"}
         for k in self.data:
             if k not in known:
                 self.unknown(str(k), sorted(known))
@@ -363,6 +396,8 @@ class _Validator:
         users = self.users()
         hosts = self.hosts()
         state_dir = self.value("state_dir", _local_path)
+        storage = self.storage()
+        self.registry_nodes(registry, storage)
         self.cross_checks(registry, cert, users, hosts, helper)
         if self.problems:
             raise SettingsError(self.problems)
@@ -374,8 +409,46 @@ class _Validator:
             ssh=SSH(**ssh),
             credential_helper=CredentialHelper(**helper),
             state_dir=state_dir,
+            storage=storage,
             source=self.source,
         )
+
+    def storage(self) -> Storage:
+        section = self.section("storage", _STORAGE)
+        driver = section.get("driver", "filesystem")
+        raw = section.get("s3")
+        if driver != "s3":
+            if raw:
+                self.problem("storage.s3", raw, "left out unless storage.driver is s3")
+            return Storage(driver)
+        if not isinstance(raw, dict):
+            self.problem("storage.s3", raw, "a mapping with keys endpoint, region, bucket, root_directory "
+                                            "when storage.driver is s3")
+            return Storage(driver)
+        fields = self.fields("storage.s3", {"region": "us-east-1", "root_directory": "/", **raw}, _S3, raw)
+        if len(fields) != len(_S3):
+            return Storage(driver)
+        return Storage(driver, S3(**fields))
+
+    def registry_nodes(self, registry: dict, storage: Storage) -> None:
+        """registry.nodes given: registry.node is its first; else nodes is (node,). Several need shared storage."""
+        nodes = registry.get("nodes")
+        if nodes is None:
+            return
+        given = (self.data.get("registry") or {}) if isinstance(self.data.get("registry"), dict) else {}
+        if not nodes:
+            registry["nodes"] = (registry.get("node"),) if registry.get("node") else ()
+            return
+        dupes = sorted({n for n in nodes if nodes.count(n) > 1})
+        if dupes:
+            self.problem("registry.nodes", list(nodes), f"a list without duplicates (repeated: {', '.join(dupes)})")
+        if "node" in given and given["node"] != nodes[0]:
+            self.problem("registry.node", given["node"], f"left out, or the first of registry.nodes ({nodes[0]})")
+        registry["node"] = nodes[0]
+        if len(nodes) > 1 and not storage.shared:
+            self.problem("registry.nodes", list(nodes), "one node while storage.driver is filesystem: each "
+                                                        "replica would keep its own data on its own disk; set "
+                                                        "storage.driver: s3 (shared storage) or list one node")
 
     def value(self, key: str, check: Check) -> Any:
         raw = self.data.get(key, self.defaults[key])
@@ -440,6 +513,9 @@ class _Validator:
         node = registry.get("node")
         if node and hosts and node not in hosts:
             self.problem("registry.node", node, f"an inventory host ({', '.join(hosts)})")
+        for n in registry.get("nodes") or ():
+            if hosts and n not in hosts and n != node:
+                self.problem("registry.nodes", n, f"an inventory host ({', '.join(hosts)})")
         login = registry.get("login_user")
         if login and users and login not in users:
             self.problem("registry.login_user", login, f"one of users ({', '.join(users)})")

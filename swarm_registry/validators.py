@@ -155,6 +155,34 @@ def parse_jump(value: str) -> tuple[str | None, str, int]:
     return (user or None), host, number
 
 
+def http_url(value: object) -> str:
+    """http[s]://HOST[:PORT] with an optional path: an S3 endpoint (IPv6 as [addr])."""
+    from urllib.parse import urlsplit
+
+    accepted = "an http:// or https:// URL such as http://10.0.0.5:7480 (no user, query or quotes)"
+    if not isinstance(value, str) or any(ord(c) < 33 or c in "\"'`$;&|<>\\" for c in value):
+        raise Invalid(accepted)
+    try:
+        u = urlsplit(value)
+        u.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise Invalid(accepted) from None
+    if u.scheme not in ("http", "https") or not u.hostname or u.username or u.query or u.fragment:
+        raise Invalid(accepted)
+    host_or_ip(u.hostname)
+    return value.rstrip("/")
+
+
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def bucket_name(value: object) -> str:
+    """An S3 bucket name as AWS and Ceph accept it for path-style access."""
+    if not isinstance(value, str) or not _BUCKET_RE.fullmatch(value) or ".." in value:
+        raise Invalid("an S3 bucket name: 3 to 63 lower-case letters, digits, '.', '-'")
+    return value
+
+
 def image_ref(value: object) -> str:
     if not isinstance(value, str) or len(value) > 255 or not _IMAGE_RE.match(value):
         raise Invalid("a Docker image reference such as registry:2 or host:5000/team/app:1.0")

@@ -27,6 +27,8 @@ class Wanted:
     local_image_id: str           # the image on this machine ("" when absent)
     move: str = ""                # registry.node moved: "move" its data, "abandon" it, or "" (refuse)
     previous_anchor: bytes | None = None  # the previous CA, trusted too while rotate-ca runs (rotation.py)
+    registry_config: bytes | None = None  # storage s3: the registry's config file (secret), else None
+    s3_keys: object | None = None         # storage s3: s3creds.S3Keys (sent to a node only on stdin)
 
     @property
     def spec_hash(self) -> str:
@@ -51,6 +53,40 @@ def deployed_htpasswd(settings: Settings) -> tuple[bytes, tuple[str, ...]]:
     return htpasswd.render(kept), tuple(u for u in entries if u not in settings.users)
 
 
+HTTP_SECRET = "http-secret"
+
+
+def http_secret(settings: Settings, *, write: bool) -> str:
+    """The HTTP secret every replica shares (uploads started on one finish on another), made once and kept in
+    state_dir; in check/dry mode a missing one is a stand-in, not written."""
+    import secrets as random
+
+    state = StateDir(settings.state_dir)
+    have = state.read(HTTP_SECRET)
+    if have and have.strip():
+        return have.decode().strip()
+    made = random.token_hex(32)
+    if write:
+        state.write(HTTP_SECRET, made.encode() + b"\n")
+    return made
+
+
+def storage_config(settings: Settings, *, write: bool):
+    """(the registry's config file, the S3 keys) for storage s3; (None, None) for filesystem. Missing keys
+    are bad input: the line says where they come from."""
+    if settings.storage.driver != "s3":
+        return None, None
+    from . import s3creds
+
+    keys = s3creds.load(settings.state_dir)
+    if keys is None:
+        raise SettingsError([f"storage.driver is s3 but no S3 keys: run `inv storage.credentials` (reads both from "
+                             f"stdin, keeps them 0600 in state_dir), or set {s3creds.ENV_ACCESS} and "
+                             f"{s3creds.ENV_SECRET}"])
+    config = render.registry_config(settings, keys.access_key, keys.secret_key, http_secret(settings, write=write))
+    return config, keys
+
+
 def local_image_id(image: str) -> str:
     try:
         r = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True,
@@ -66,9 +102,10 @@ def wanted(settings: Settings, *, write_certs: bool, password: str | None, move:
 
     bundle = certs.ensure(settings, write=write_certs)
     data, unlisted = deployed_htpasswd(settings)
-    names = render.secret_names(settings, bundle.server_cert, bundle.server_key)
+    config, keys = storage_config(settings, write=write_certs)
+    names = render.secret_names(settings, bundle.server_cert, bundle.server_key, config)
     doc = render.stack(settings, names, commands.sha256(data))
     return Wanted(settings=settings, bundle=bundle, htpasswd=data, unlisted_users=unlisted, names=names,
                   stack_doc=doc, stack=render.dump(doc), helper_binary=helper_binary(settings), password=password,
                   local_image_id=local_image_id(settings.registry.image), move=move,
-                  previous_anchor=rotation.previous_anchor(settings))
+                  previous_anchor=rotation.previous_anchor(settings), registry_config=config, s3_keys=keys)

@@ -1,6 +1,8 @@
 # gc: `garbage-collect` of the registry's storage in a one-off container of the registry's own image
 # (its config.yml, data_dir bind-mounted where the service mounts it), named $name so two never run at
 # once. A real collection runs only while this node's registry task is read-only (pushes refused).
+# With storage s3 ($storage), the collection runs in this node's read-only registry task itself (its config
+# secret holds the S3 keys; no one-off container, no key on disk) and prints no byte counts.
 # Prints: before=BYTES after=BYTES (du -sb data_dir), marked=N blobs=N manifests=N (eligible for
 # deletion), eligible_bytes=N (size of the eligible blobs, measured before a --dry-run), rc=RC.
 set -u
@@ -14,16 +16,25 @@ if [ "$dry_run" != 1 ]; then
 fi
 log=$(mktemp) || exit 10
 trap 'rm -f "$log"' EXIT INT TERM HUP
-echo "before=$(du -sb "$data_dir" | cut -f1)"
+[ "$storage" = s3 ] || echo "before=$(du -sb "$data_dir" | cut -f1)"
 set --
 [ "$dry_run" = 1 ] && set -- "$@" --dry-run
 [ "$delete_untagged" = 1 ] && set -- "$@" --delete-untagged
-docker run --rm --name "$name" --network none -v "$data_dir:/var/lib/registry" "$image" \
-  garbage-collect "$@" /etc/docker/registry/config.yml >"$log" 2>&1
+if [ "$storage" = s3 ]; then
+  t=$(docker ps -q --filter "label=com.docker.swarm.service.name=$service" | head -n 1)
+  [ -n "$t" ] || { echo "no running task of $service on this node to collect from" >&2; exit 20; }
+  # the binary is `registry` upstream, `docker-registry` in Debian's image
+  bin=registry
+  docker exec "$t" registry --version >/dev/null 2>&1 || bin=docker-registry
+  docker exec "$t" "$bin" garbage-collect "$@" /etc/docker/registry/config.yml >"$log" 2>&1
+else
+  docker run --rm --name "$name" --network none -v "$data_dir:/var/lib/registry" "$image" \
+    garbage-collect "$@" /etc/docker/registry/config.yml >"$log" 2>&1
+fi
 rc=$?
-echo "after=$(du -sb "$data_dir" | cut -f1)"
+[ "$storage" = s3 ] || echo "after=$(du -sb "$data_dir" | cut -f1)"
 sed -n 's/^\([0-9]*\) blobs marked, \([0-9]*\) blobs and \([0-9]*\) manifests eligible for deletion.*/marked=\1\nblobs=\2\nmanifests=\3/p' "$log"
-if [ "$dry_run" = 1 ]; then
+if [ "$dry_run" = 1 ] && [ "$storage" != s3 ]; then
   total=0
   for d in $(sed -n 's/.*blob eligible for deletion: sha256:\([0-9a-f]\{64\}\).*/\1/p' "$log"); do
     size=$(stat -c %s "$data_dir/docker/registry/v2/blobs/sha256/$(echo "$d" | cut -c1-2)/$d/data" 2>/dev/null || echo 0)

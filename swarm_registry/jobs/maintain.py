@@ -8,11 +8,11 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from .. import certs, commands, facts as facts_mod, htpasswd, pki
+from .. import certs, commands, facts as facts_mod, htpasswd, pki, render
 from ..results import CHANGED, FAILED, OK, Report
 from ..settings import Settings, SettingsError
 from ..state import StateDir
-from ..steps import teardown as op
+from ..steps import bucket as bucket_step, teardown as op
 from .runner import mode_of
 from .setup import setup
 
@@ -23,7 +23,7 @@ def teardown(settings: Settings, out: Out, *, purge_data: bool = False, yes: boo
              dry: bool = False, confirm: Callable[[str], str] = input, sudo_password: str | None = None) -> int:
     """Remove the stack (waiting for its task), its secrets and the label; data only with purge_data."""
     r = settings.registry
-    mgr, reg = settings.manager.name, r.node
+    mgr, reg, regs = settings.manager.name, r.node, list(r.nodes)
     if purge_data and not (yes or check or dry):
         if not sys.stdin.isatty():
             raise SettingsError([f"--purge-data deletes {r.data_dir} and {r.config_dir} on {reg}: "
@@ -40,7 +40,7 @@ def teardown(settings: Settings, out: Out, *, purge_data: bool = False, yes: boo
         return 0
     from ..remote.executor import Executor
 
-    hosts = list(dict.fromkeys([mgr, reg]))
+    hosts = list(dict.fromkeys([mgr, *regs]))
     with Executor(settings, hosts, check=check, out=out, sudo_password=sudo_password) as ex:
         def remove(session):
             res = session.run(op.teardown_command(settings, check))
@@ -52,8 +52,8 @@ def teardown(settings: Settings, out: Out, *, purge_data: bool = False, yes: boo
                 res = session.run(op.wait_gone_command(settings))
                 return (OK, "no registry container left on the registry node") if res.ok else (FAILED, res.error())
 
-            ex.step("task gone", gone, [reg])
-        if not ex.run.has_failed(mgr) and not ex.run.has_failed(reg):
+            ex.step("task gone", gone, regs)
+        if not ex.run.has_failed(mgr) and not any(ex.run.has_failed(n) for n in regs):
             if purge_data:
                 def purge(session):
                     if check:
@@ -61,9 +61,10 @@ def teardown(settings: Settings, out: Out, *, purge_data: bool = False, yes: boo
                     res = session.run(op.purge_command(settings))
                     return (CHANGED, f"deleted {r.data_dir} and {r.config_dir}") if res.ok else (FAILED, res.error())
 
-                ex.step("purge data", purge, [reg])
+                ex.step("purge data", purge, regs)
             else:
-                ex.record(reg, "data", OK, f"kept {r.data_dir} and {r.config_dir} (--purge-data deletes them)")
+                for n in regs:
+                    ex.record(n, "data", OK, f"kept {r.data_dir} and {r.config_dir} (--purge-data deletes them)")
     out(ex.run.recap())
     return ex.run.exit_code()
 
@@ -102,11 +103,16 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
     hosts = list(settings.hosts)
     found: dict[str, facts_mod.Facts] = {}
     endpoint = settings.registry.endpoint
+    keys_stdin, keys_problem = _s3_keys(settings)
     with Executor(settings, hosts, out=out, sudo_password=sudo_password, progress=not table) as ex:
         def look(session):
-            names = ("docker", "trust", "login") + (facts_mod.MANAGER_FACTS if session.host.name == mgr else ()) + (
-                ("registry_version",) if session.host.name == settings.registry.node else ())
-            f = facts_mod.parse(session.run(facts_mod.command(settings, names)).stdout)
+            name = session.host.name
+            names = ("docker", "trust", "login") + (facts_mod.MANAGER_FACTS if name == mgr else ()) + (
+                ("registry_version",) if name == settings.registry.node else ())
+            stdin = None
+            if keys_stdin and bucket_step.fact_names(settings, name):
+                names, stdin = names + bucket_step.fact_names(settings, name), keys_stdin
+            f = facts_mod.parse(session.run(facts_mod.command(settings, names, stdin)).stdout)
             found[session.host.name] = f
             if not f.docker_up:
                 return FAILED, "docker does not answer"
@@ -119,6 +125,8 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
         ex.step("status", look)
     registry = registry_status(settings, found.get(mgr), password)
     running_version(registry, found.get(settings.registry.node), found.get(mgr))
+    registry["replicas"] = replicas(settings, registry)
+    registry["storage_health"] = storage_health(settings, found.get(settings.registry.node), keys_problem)
     nodes = [node_status(settings, h, found.get(h), ex.run.failed_hosts().get(h), anchor_sha, registry)
              for h in hosts]
     problems = attention(settings, nodes, registry, cert_problem)
@@ -135,6 +143,58 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
     if not table:
         out(ex.run.recap(stats=False))
     return 1 if problems or ex.run.exit_code() else 0
+
+
+def _s3_keys(settings: Settings) -> tuple[bytes | None, str | None]:
+    """The S3 keys as the bucket fact's stdin, or why there are none (storage s3 only)."""
+    if settings.storage.driver != "s3":
+        return None, None
+    from .. import s3creds
+
+    try:
+        keys = s3creds.load(settings.state_dir)
+    except SettingsError as exc:
+        return None, exc.problems[0]
+    if keys is None:
+        return None, "no S3 keys: inv storage.credentials"
+    return f"{keys.access_key}\n{keys.secret_key}\n".encode(), None
+
+
+def replicas(settings: Settings, reg: dict) -> list[dict]:
+    """Each registry node's replica: its task runs there, and what its /v2/ answers without credentials
+    (401: serving; 503: its storage health check fails; None: no answer)."""
+    from ..registry_http import RegistryError, probe
+
+    out = []
+    several = len(settings.registry.nodes) > 1
+    for n in settings.registry.nodes:
+        node = settings.hosts[n].node_name
+        row = {"host": n, "running": (node in reg["running_on"]) if reg["running"] is not None else None,
+               "answers": None, "error": None}
+        if row["running"] and certs.anchor_path(settings).exists():
+            try:
+                row["answers"] = probe(settings, "/v2/", address=settings.hosts[n].address if several else None).status
+            except RegistryError as exc:
+                row["error"] = str(exc)
+        out.append(row)
+    return out
+
+
+def storage_health(settings: Settings, reg_f, keys_problem: str | None) -> dict:
+    """The storage backend as the first registry node sees it: filesystem (its disk), or the S3 bucket
+    (answers to our keys: the bucket fact)."""
+    if settings.storage.driver != "s3":
+        return {"driver": "filesystem", "ok": True, "detail": f"{settings.registry.data_dir} on {settings.registry.node}"}
+    s3 = settings.storage.s3
+    if keys_problem:
+        return {"driver": "s3", "ok": False, "detail": keys_problem}
+    code = reg_f.bucket if reg_f is not None else ""
+    if code == "200":
+        return {"driver": "s3", "ok": True, "detail": f"bucket {s3.bucket} answers at {s3.endpoint}"}
+    from ..steps import bucket as bucket_step
+
+    detail = bucket_step.problem(code, s3, settings.registry.node) if reg_f is not None else "registry node not reached"
+    return {"driver": "s3", "ok": False, "detail": detail}
 
 
 def running_version(registry: dict, reg_f: facts_mod.Facts | None, mgr_f: facts_mod.Facts | None) -> None:
@@ -187,7 +247,8 @@ def registry_status(settings: Settings, mgr_status, password: str | None) -> dic
         if spec.get("Image"):
             reg["image"] = spec["Image"].split("@", 1)[0]
         env = dict(e.split("=", 1) for e in spec.get("Env") or [] if "=" in e)
-        reg["storage"] = env.get("REGISTRY_STORAGE", "filesystem")
+        secrets = [(s.get("File") or {}).get("Name") for s in spec.get("Secrets") or []]
+        reg["storage"] = env.get("REGISTRY_STORAGE") or ("s3" if render.CONFIG_TARGET in secrets else "filesystem")
     last = reg["image"].rsplit("/", 1)[-1]
     reg["version"] = last.split(":", 1)[1] if ":" in last else None
     state = StateDir(settings.state_dir)
@@ -234,6 +295,16 @@ def attention(settings: Settings, nodes: list[dict], reg: dict, cert_problem: st
         out.append("registry: service not running" + (f" (last error: {reg['last_error']})" if reg["last_error"] else ""))
     elif reg["running"] and reg["node"] not in reg["running_on"]:
         out.append(f"registry: running on {', '.join(reg['running_on'])}, not on {reg['node']}")
+    for rep in reg.get("replicas") or []:
+        if rep["running"] is False and rep["host"] != reg["node"]:
+            out.append(f"registry: no replica running on {rep['host']}")
+        elif rep["running"] and rep["answers"] != 401:
+            why = (f"answers {rep['answers']}" + (" (its storage health check fails)" if rep["answers"] == 503 else "")
+                   if rep["answers"] else f"does not answer: {rep['error']}")
+            out.append(f"registry: the replica on {rep['host']} {why}")
+    health = reg.get("storage_health")
+    if health and not health["ok"]:
+        out.append(f"storage: {health['detail']}")
     if reg.get("read_only"):
         out.append("registry: read-only (pushes refused): a gc or backup runs, or one was interrupted: inv setup "
                    "puts it back read-write")
@@ -246,6 +317,19 @@ def attention(settings: Settings, nodes: list[dict], reg: dict, cert_problem: st
         out.append(f"certificate: {c['days_left']} days to expiry, under renew_before_days={c['renew_before_days']}:"
                    " run inv renew-cert")
     return out
+
+
+def _health(reg: dict) -> str:
+    h = reg.get("storage_health")
+    return f" ({'ok' if h['ok'] else 'PROBLEM'}: {h['detail']})" if h and reg["storage"] == "s3" else ""
+
+
+def _replica(r: dict) -> str:
+    if r["running"] is None:
+        return "unknown"
+    if not r["running"]:
+        return "NOT running"
+    return f"running, /v2/ answers {r['answers']}" if r["answers"] else f"running, no answer ({r['error']})"
 
 
 def _yes(value) -> str:
@@ -272,7 +356,8 @@ def status_table(nodes: list[dict], reg: dict) -> list[str]:
               f"image        {reg['image']}{version}",
               "certificate  " + (f"{c['subject']}, expires {c['not_after']} ({c['days_left']} days)" if c else "none"),
               f"users        {'?' if reg['users'] is None else reg['users']}",
-              f"storage      {reg['storage']}"]
+              f"storage      {reg['storage']}" + _health(reg)]
+    lines += [f"replica      {r['host']}: {_replica(r)}" for r in reg.get("replicas") or [] if len(reg["replicas"]) > 1]
     if reg["repositories"] is not None:
         lines.append(f"repositories {reg['repositories']}")
     return lines
@@ -294,7 +379,10 @@ def registry_lines(reg: dict) -> list[str]:
     if c:
         lines.append(f"  certificate: {c['subject']}, SANs {', '.join(c['sans'])}, {c['days_left']} days to expiry")
     lines.append(f"  users: {'?' if reg['users'] is None else reg['users']}")
-    lines.append(f"  storage: {reg['storage']}")
+    lines.append(f"  storage: {reg['storage']}" + _health(reg))
+    reps = reg.get("replicas") or []
+    if len(reps) > 1:
+        lines += [f"  replica {r['host']}: {_replica(r)}" for r in reps]
     if reg["repositories"] is not None:
         lines.append(f"  repositories: {reg['repositories']}")
     else:

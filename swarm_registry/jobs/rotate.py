@@ -71,15 +71,15 @@ def rotate_job(settings: Settings, w, old: bytes, new: bytes) -> Job:
     endpoint = settings.registry.endpoint
 
     def fact_names(host: str) -> tuple[str, ...]:
-        return facts_mod.names_for(host, manager=host if host in managers else None, registry=reg,
-                                   base=("docker", "trust"))
+        return facts_mod.names_for(host, manager=host if host in managers else None,
+                                   registry=settings.registry.nodes, base=("docker", "trust"))
 
     def judge(host: str, f) -> tuple[str, str]:
         return preflight.host_verdict(f, settings.hosts[host].is_manager)
 
     def plan(found: dict, usable: list[str]):
         manager = first_manager(settings, found, usable)
-        problems = preflight.cluster_problems(w, found, manager, reg in usable)
+        problems = preflight.cluster_problems(w, found, manager, usable)
         if problems:
             return problems
         m = found[manager]

@@ -33,6 +33,7 @@ class Job:
     plan: Callable[[dict[str, Facts], list[str]], "list[StepPlan] | list[tuple[str, str]]"]
     # (facts, usable hosts) -> the plan, or (host, problem) pairs that stop the job before any change
     cluster_steps: tuple[str, ...] = ()         # once a host fails in one of these, the rest of them stop
+    fact_stdin: Callable[[str], "bytes | None"] | None = None  # host -> secret stdin of its facts command
 
 
 def mode_of(check: bool, dry: bool) -> str:
@@ -48,7 +49,8 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
 
         def read(session) -> tuple[str, str]:
             name = session.host.name
-            res = session.run(facts_mod.command(settings, job.fact_names(name)))
+            stdin = job.fact_stdin(name) if job.fact_stdin else None
+            res = session.run(facts_mod.command(settings, job.fact_names(name), stdin))
             if not res.ok:
                 return FAILED, f"facts could not be read: {res.error()}"
             found[name] = facts_mod.parse(res.stdout)

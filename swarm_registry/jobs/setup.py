@@ -11,7 +11,7 @@ from typing import Callable
 from .. import facts as facts_mod
 from ..plan import CLUSTER_STEPS, node_plan, setup_plan
 from ..settings import Settings
-from ..steps import preflight
+from ..steps import bucket, preflight
 from ..wanted import wanted
 from .runner import RUN, Job, run_plan
 
@@ -36,21 +36,21 @@ def node_job(settings: Settings, *, password: str | None, mode: str) -> Job:
 
 def setup_job(settings: Settings, *, password: str | None, mode: str, move: str = "") -> Job:
     w = wanted(settings, write_certs=mode == RUN, password=password, move=move)
-    reg = settings.registry.node
     managers = [h for h, host in settings.hosts.items() if host.is_manager]
 
     def fact_names(host: str) -> tuple[str, ...]:
-        return facts_mod.names_for(host, manager=host if host in managers else None, registry=reg)
+        return facts_mod.names_for(host, manager=host if host in managers else None,
+                                   registry=settings.registry.nodes) + bucket.fact_names(settings, host)
 
     def judge(host: str, f) -> tuple[str, str]:
         return preflight.host_verdict(f, settings.hosts[host].is_manager)
 
     def plan(found: dict, usable: list[str]):
         manager = first_manager(settings, found, usable)
-        problems = preflight.cluster_problems(w, found, manager, reg in usable)
+        problems = preflight.cluster_problems(w, found, manager, usable)
         return problems or setup_plan(w, found, manager, usable)
 
-    return Job("preflight", fact_names, judge, plan, CLUSTER_STEPS)
+    return Job("preflight", fact_names, judge, plan, CLUSTER_STEPS, fact_stdin=bucket.fact_stdin(w))
 
 
 def setup(settings: Settings, out: Out, *, mode: str = RUN, password: str | None = None,

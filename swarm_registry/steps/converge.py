@@ -1,8 +1,10 @@
-"""converge: wait until a task made from the wanted spec runs on the registry node and /v2/ answers
-over TLS verified against our CA with our certificate: 401 without, 200 with credentials.
+"""converge: wait until a task made from the wanted spec runs on every registry node (registry.nodes,
+one replica each) and /v2/ answers over TLS verified against our CA with our certificate: 401
+without, 200 with credentials, on every replica.
 
 A special step: its `Wait` polls the `tasks` fact on the manager (the same reader the facts
-command uses), bounded by registry.converge_timeout; the TLS checks run from this machine.
+command uses), bounded by registry.converge_timeout; the TLS checks run from this machine (one
+replica: registry.host, else the registry node's address; several: each registry node's address).
 Tasks that were running before a deploy never count (they run the old spec).
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ STEP = "converge"
 class Converge:
     """The wait, with what it must see; `until` is called with each poll's output."""
     settings: object
-    node_id: str
+    node_ids: dict[str, str]  # registry node (inventory name) -> its swarm node ID
     spec: str
     exclude: frozenset[str]
     poll: Command | None
@@ -33,52 +35,68 @@ class Converge:
     timeout: float
     last: str = field(default="")
 
+    def _replica(self, host: str) -> str | None:
+        """None when the replica on `host` answers as wanted, else what is wrong."""
+        s = self.settings
+        r = s.registry
+        address = s.hosts[host].address if len(self.node_ids) > 1 else None
+        where = f" on {host}" if address else ""
+        try:
+            anon = registry_http.probe(s, "/v2/", address=address)
+        except registry_http.RegistryError as exc:
+            return f"{exc}{where}"
+        if anon.cert_sha256 != self.cert_sha or anon.status != 401:
+            return f"/v2/{where} answered {anon.status} with " + (
+                "our certificate" if anon.cert_sha256 == self.cert_sha else "an older certificate")
+        if self.password is None:
+            return None
+        try:
+            authed = registry_http.probe(s, "/v2/", auth=(r.login_user, self.password), address=address)
+        except registry_http.RegistryError as exc:  # a registry just started may be slow: keep waiting
+            return f"{exc}{where}"
+        if authed.status != 200:
+            return f"/v2/{where} with {r.login_user}'s credentials answered {authed.status}, not 200"
+        return None
+
     def until(self, output: Output | None) -> tuple[bool, str, str]:
         s = self.settings
         tasks = facts_mod.parse_tasks(output.stdout) if output is not None else self.tasks
-        running = [t for t in tasks if t.running and t.node_id == self.node_id and t.spec == self.spec
-                   and t.id not in self.exclude]
+        fresh = [t for t in tasks if t.running and t.spec == self.spec and t.id not in self.exclude]
+        missing = [h for h, nid in self.node_ids.items() if not any(t.node_id == nid for t in fresh)]
         errors = [t.error for t in tasks if t.error]
-        if not running:
+        if missing:
             seen = tasks[0].state if tasks else "no task yet"
-            self.last = f"last task state {seen}; last error: {errors[0] if errors else 'none'}"
+            self.last = (f"no task with the wanted spec running on {', '.join(missing)}; last task state {seen}; "
+                         f"last error: {errors[0] if errors else 'none'}")
             return False, FAILED, self.last
-        r = s.registry
-        try:
-            anon = registry_http.probe(s, "/v2/")
-        except registry_http.RegistryError as exc:
-            self.last = str(exc)
-            return False, FAILED, self.last
-        if anon.cert_sha256 != self.cert_sha or anon.status != 401:
-            self.last = f"/v2/ answered {anon.status} with " + (
-                "our certificate" if anon.cert_sha256 == self.cert_sha else "an older certificate")
-            return False, FAILED, self.last
-        msg = (f"task {running[0].id[:12]} (spec {self.spec[:12]}) running on {s.registry_host.node_name}; "
+        for host in self.node_ids:
+            wrong = self._replica(host)
+            if wrong is not None:
+                self.last = wrong
+                # a wrong password is final once the replica answers with our certificate
+                return ("credentials answered" in wrong), FAILED, wrong
+        ids = ", ".join(t.id[:12] for t in fresh if t.node_id in self.node_ids.values())
+        where = ", ".join(s.hosts[h].node_name for h in self.node_ids)
+        msg = (f"task {ids} (spec {self.spec[:12]}) running on {where}; "
                "/v2/ 401 without credentials over verified TLS")
         if self.password is None:
             return True, OK, msg + "; 200 with credentials not checked (no password given: env REGISTRY_PASSWORD)"
-        try:
-            authed = registry_http.probe(s, "/v2/", auth=(r.login_user, self.password))
-        except registry_http.RegistryError as exc:  # a registry just started may be slow: keep waiting
-            self.last = str(exc)
-            return False, FAILED, self.last
-        if authed.status != 200:
-            return True, FAILED, f"/v2/ with {r.login_user}'s credentials answered {authed.status}, not 200"
-        return True, OK, msg + f", 200 with {r.login_user}'s"
+        return True, OK, msg + f", 200 with {s.registry.login_user}'s"
 
 
 def plan(w, host: str, f: Facts, deploying: bool) -> StepPlan:
     s = w.settings
-    node_id = f.node_id(s.registry_host.node_name)
+    node_ids = {n: f.node_id(s.hosts[n].node_name) for n in s.registry.nodes}
     exclude = frozenset(t.id for t in f.tasks if t.running) if deploying else frozenset()
-    wanted_running = any(t.running and t.node_id == node_id and t.spec == w.spec_hash for t in f.tasks)
+    wanted_running = all(any(t.running and t.node_id == nid and t.spec == w.spec_hash for t in f.tasks)
+                         for nid in node_ids.values())
     poll = None if (wanted_running and not deploying) else facts_mod.command(s, ["tasks"])
-    wait = Converge(s, node_id, w.spec_hash, exclude, poll, list(f.tasks),
+    wait = Converge(s, node_ids, w.spec_hash, exclude, poll, list(f.tasks),
                     pki.inspect(w.bundle.server_cert).sha256, w.password, float(s.registry.converge_timeout))
     action = Action(poll, wait=wait)
+    where = ", ".join(s.hosts[n].node_name for n in s.registry.nodes)
     if poll is None:
-        return StepPlan(STEP, host, OK, f"task with spec {w.spec_hash[:12]} running; check /v2/ over TLS",
+        return StepPlan(STEP, host, OK, f"task with spec {w.spec_hash[:12]} running on {where}; check /v2/ over TLS",
                         (action,))
     return change(STEP, host, f"wait (at most {s.registry.converge_timeout}s) for a task with spec "
-                              f"{w.spec_hash[:12]} on {s.registry_host.node_name} and /v2/ over verified TLS", action)
-
+                              f"{w.spec_hash[:12]} on {where} and /v2/ over verified TLS", action)

@@ -28,7 +28,8 @@ def command(settings, *, dry_run: bool, delete_untagged: bool) -> commands.Comma
     r = settings.registry
     return commands.script("gc", {"image": r.image, "data_dir": r.data_dir, "service": r.service,
                                   "name": container_name(settings), "dry_run": "1" if dry_run else "0",
-                                  "delete_untagged": "1" if delete_untagged else "0"}, timeout=GC_TIMEOUT)
+                                  "delete_untagged": "1" if delete_untagged else "0",
+                                  "storage": settings.storage.driver}, timeout=GC_TIMEOUT)
 
 
 def report(values: dict[str, str], dry_run: bool) -> dict[str, int]:
@@ -47,6 +48,11 @@ def verdict_for(dry_run: bool):
         n = report(v, dry_run)
         if "blobs" not in n:
             return FAILED, f"garbage-collect printed no summary: {out.error()}"
+        if "before" not in n:  # storage s3: no byte counts on a node's disk
+            done = "would delete" if dry_run else "deleted"
+            return (OK if dry_run or not (n["blobs"] or n["manifests"]) else CHANGED), (
+                f"{done} {n['blobs']} blob(s) and {n['manifests']} manifest(s) in the bucket; "
+                f"{n['marked']} blob(s) in use kept")
         if dry_run:
             return OK, (f"would delete {n['blobs']} blob(s) ({human(n['reclaimed'])}, {n['reclaimed']} bytes) and "
                         f"{n['manifests']} manifest(s); {n['marked']} blob(s) in use (dry run: nothing deleted)")
@@ -57,12 +63,16 @@ def verdict_for(dry_run: bool):
     return verdict
 
 
+def _where(s) -> str:
+    return f"bucket {s.storage.s3.bucket}" if s.storage.driver == "s3" else s.registry.data_dir
+
+
 def plan(w, manager: str, m: Facts, reg: str, *, dry_run: bool, delete_untagged: bool) -> list[StepPlan]:
     """The whole gc job's plan (see the module doc)."""
     s = w.settings
     what = "untagged manifests deleted too" if delete_untagged else "untagged manifests kept"
     gc = change(STEP, reg, f"{'report what ' if dry_run else ''}garbage-collect{' would delete' if dry_run else ''} "
-                           f"in {s.registry.data_dir} with {s.registry.image} ({what})",
+                           f"in {_where(s)} with {s.registry.image} ({what})",
                 Action(command(s, dry_run=dry_run, delete_untagged=delete_untagged), verdict_for(dry_run)))
     if dry_run:
         off = readonly.plan_off(w, manager, m, going_readonly=False)

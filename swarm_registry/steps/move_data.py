@@ -28,6 +28,8 @@ def old_holders(settings, m: Facts) -> list[str]:
 
 
 def problems(settings, facts: dict[str, Facts], m: Facts, move: str) -> list[tuple[str, str]]:
+    if settings.storage.shared:  # the data is in the bucket, not on a node (storage.migrate moves it there)
+        return []
     reg, data = settings.registry.node, settings.registry.data_dir
     found = []
     for old in old_holders(settings, m):
@@ -65,7 +67,7 @@ def compare(label: str):
 def plans(w, manager: str, facts: dict[str, Facts], m: Facts, move: str) -> list[StepPlan]:
     """--move-data: scale the service to 0 on the manager, then stream the data to registry.node."""
     s = w.settings
-    if move != MOVE:
+    if move != MOVE or s.storage.shared:
         return []
     sources = [o for o in old_holders(s, m) if o in facts and facts[o].data_files]
     if not sources:

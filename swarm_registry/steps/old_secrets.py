@@ -12,9 +12,9 @@ STEP = "old secrets"
 
 
 def stale(secrets: list[tuple[str, str]], in_use: set[str], keep: int) -> list[str]:
-    """Secrets to remove: those not in use, beyond the `keep` newest of each kind (.crt / .key)."""
+    """Secrets to remove: those not in use, beyond the `keep` newest of each kind (.crt / .key / .yml)."""
     out = []
-    for kind in (".crt-", ".key-"):
+    for kind in (".crt-", ".key-", ".yml-"):
         mine = sorted((s for s in secrets if kind in s[0] and s[0] not in in_use), key=lambda s: s[1], reverse=True)
         out += [name for name, _ in mine[keep:]]
     return out
@@ -30,7 +30,7 @@ def verdict(out: Output) -> tuple[str, str]:
 
 def plan(w, host: str, f: Facts) -> StepPlan:
     keep = w.settings.registry.secrets_keep
-    names = stale(f.secrets, {w.names.cert, w.names.key}, keep)
+    names = stale(f.secrets, {w.names.cert, w.names.key, w.names.config}, keep)
     if not names:
         return ok(STEP, host, f"no old secret versions beyond the {keep} kept")
     return change(STEP, host, f"remove old secrets {', '.join(names)}", Action(commands.secret_remove(names), verdict))

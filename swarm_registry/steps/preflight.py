@@ -18,7 +18,7 @@ def host_verdict(f: Facts, listed_manager: bool) -> tuple[str, str]:
     return OK, "docker answers; swarm " + ("manager" if f.control else "worker")
 
 
-def cluster_problems(w, facts: dict[str, Facts], manager: str | None, registry_ok: bool) -> list[tuple[str, str]]:
+def cluster_problems(w, facts: dict[str, Facts], manager: str | None, usable: list[str]) -> list[tuple[str, str]]:
     """(host, problem) pairs that stop setup before any change."""
     s = w.settings
     reg = s.registry.node
@@ -26,14 +26,15 @@ def cluster_problems(w, facts: dict[str, Facts], manager: str | None, registry_o
         managers = [h for h, host in s.hosts.items() if host.is_manager]
         return [(managers[0], f"no manager usable (tried {', '.join(managers)}): swarm-wide work needs one")]
     problems = []
-    if not registry_ok:
-        problems.append((reg, f"the registry node {reg} is not usable (see above)"))
-        return problems
+    down = [n for n in s.registry.nodes if n not in usable]
+    if down:
+        return [(n, f"the registry node {n} is not usable (see above)") for n in down]
     m, r = facts[manager], facts[reg]
-    node = s.registry_host.node_name
-    if not m.node_id(node):
-        problems.append((reg, f"registry.node {reg} (swarm node name {node!r}) is not a node of the swarm managed "
-                              f"by {manager} (nodes: {', '.join(sorted(n.hostname for n in m.nodes)) or 'none'})"))
+    for n in s.registry.nodes:
+        node = s.hosts[n].node_name
+        if not m.node_id(node):
+            problems.append((n, f"registry node {n} (swarm node name {node!r}) is not a node of the swarm managed "
+                                f"by {manager} (nodes: {', '.join(sorted(x.hostname for x in m.nodes)) or 'none'})"))
     from . import move_data
 
     problems += move_data.problems(s, facts, m, w.move)

@@ -106,7 +106,7 @@ def test_old_secrets_verdict(out, status, words):
 
 def old_secrets_w(keep=1):
     return SimpleNamespace(settings=SimpleNamespace(registry=SimpleNamespace(secrets_keep=keep)),
-                           names=SimpleNamespace(cert="h.crt-3", key="h.key-3"))
+                           names=SimpleNamespace(cert="h.crt-3", key="h.key-3", config=""))
 
 
 def test_old_secrets_plan_removes_only_stale_ones():

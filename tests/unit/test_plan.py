@@ -11,7 +11,7 @@ from swarm_registry.facts import Facts, Node, Task
 from swarm_registry.plan import ORDER, setup_plan
 from swarm_registry.results import CHANGED, FAILED, OK, SKIPPED
 from swarm_registry.state import StateDir
-from swarm_registry.steps import credential_store, login, move_data, preflight, trust
+from swarm_registry.steps import bucket, credential_store, login, move_data, preflight, trust
 from swarm_registry.wanted import wanted
 
 PASSWORD = "plan-pass-1"
@@ -80,7 +80,8 @@ def by_step(plan):
 
 def test_converged_cluster_every_step_ok_and_no_remote_command(w):
     plan = setup_plan(w, converged_facts(w), MGR, NODES)
-    assert [p.step for p in plan if p.host == MGR] == [s for s in ORDER if s not in (move_data.STOP, move_data.STEP)]
+    assert [p.step for p in plan if p.host == MGR] == [s for s in ORDER if s not in (move_data.STOP, move_data.STEP,
+                                                                                     bucket.STEP)]  # s3 only
     assert {p.status for p in plan} == {OK}, [(p.step, p.message) for p in plan if p.status != OK]
     assert [a.command for p in plan for a in p.actions] == [None]  # only converge's check from this machine
 
@@ -279,7 +280,7 @@ def test_registry_node_moved_away_from_a_node_holding_data(w, move, problem, ste
     facts = converged_facts(w)
     facts[MGR].node_labels = {"kawaii": {}, "node2": {"registry": "true"}}
     facts["node2"].data_files, facts["node2"].data_bytes = True, 12 * 1048576
-    found = preflight.cluster_problems(w, facts, MGR, True)
+    found = preflight.cluster_problems(w, facts, MGR, NODES)
     assert [p for _, p in found if problem and problem in p] or (problem is None and found == []), found
     if problem is None:
         plan = setup_plan(w, facts, MGR, NODES)
@@ -298,5 +299,5 @@ def test_move_data_refuses_a_destination_that_holds_data(w):
     facts = converged_facts(w)
     facts[MGR].node_labels = {"kawaii": {}, "node2": {"registry": "true"}}
     facts["node2"].data_files = facts[REG].data_files = True
-    found = preflight.cluster_problems(w, facts, MGR, True)
+    found = preflight.cluster_problems(w, facts, MGR, NODES)
     assert any("not empty" in p for _, p in found), found
