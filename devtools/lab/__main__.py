@@ -1,5 +1,6 @@
 """python -m devtools.lab up [--name X] [--nodes N] [--managers M] [--registry-node K]
                           [--user U --sudo none|nopasswd|password] [--bastion]
+                          [--storage filesystem|s3 [--registry-nodes N]]
                        | down [--name X] [--purge] | status [--name X] [--json] | list"""
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
                       help="sudo rule of a non-root --user (password: kept in .lab/NAME/sudo-password)")
     p_up.add_argument("--bastion", action="store_true",
                       help="add a bastion container; the nodes' sshd only lets in connections from it")
+    p_up.add_argument("--storage", default="filesystem", choices=["filesystem", "s3"],
+                      help="s3: the lab's own Ceph RADOS Gateway (at .5 of its subnet) stores the images, "
+                           "the registry runs as replicas on node1..nodeN (default filesystem)")
+    p_up.add_argument("--registry-nodes", type=int, default=None,
+                      help="with --storage s3: the registry runs on node1..nodeN (default all nodes, at most 3)")
     p_down = sub.add_parser("down", help="remove everything lab up made")
     p_down.add_argument("--name", default="", help=name_help)
     p_down.add_argument("--purge", action="store_true", help="also remove the lab images")
@@ -42,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "up":
             up(nodes=args.nodes, out=out, name=args.name, managers=args.managers,
-               registry_node=args.registry_node, user=args.user, sudo=args.sudo, bastion=args.bastion)
+               registry_node=args.registry_node, user=args.user, sudo=args.sudo, bastion=args.bastion,
+               storage=args.storage, registry_nodes=args.registry_nodes)
         elif args.cmd == "down":
             down(purge=args.purge, out=out, name=args.name)
         elif args.cmd == "list":

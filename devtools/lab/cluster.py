@@ -4,6 +4,8 @@ Besides the default lab (name=""), named labs (name="X") run side by side with i
 own network, with its own key, known_hosts, settings file and /etc/hosts line (see settings.Lab),
 in one of the shapes users have: several managers, the registry on any node, a non-root SSH
 user with sudo (without or with a password), and a bastion that is the only way in over SSH.
+With storage="s3", the lab also runs its own Ceph RADOS Gateway (devtools.ceph) at .5 of its
+subnet and the registry runs as replicas on node1..nodeN over that S3 storage.
 """
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ SWARM_SETTLE_TIMEOUT = 60    # LocalNodeState leaves "pending"
 SWARM_READY_TIMEOUT = 90     # all nodes Ready in `docker node ls`
 
 SUDO_MODES = ("none", "nopasswd", "password")
+STORAGES = ("filesystem", "s3")
+MAX_REGISTRY_NODES = 3       # default registry replicas of an s3 lab: all nodes, at most this many
+S3_BUCKET = "registry"
 USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
 
 SSHD_BASTION_CONF = "/etc/ssh/sshd_config.d/swarm-registry-lab-bastion-only.conf"
@@ -44,11 +49,12 @@ SSHD_BASTION_CONF = "/etc/ssh/sshd_config.d/swarm-registry-lab-bastion-only.conf
 # installs the lab key for root, applies the shape (SSH user and its sudo rule, the sshd drop-in
 # of a bastion lab, the registry name in /etc/hosts), prints the ed25519 host key, then the swarm
 # state (fails while dockerd is not ready). Idempotent: it runs at every up.
-# Arguments: user sudo-mode bastion-ip registry-host registry-ip (bastion-ip "" = no bastion).
+# Arguments: user sudo-mode bastion-ip registry-host registry-ips (bastion-ip "" = no bastion;
+# registry-ips: the registry nodes' addresses, separated by blanks, one /etc/hosts line each).
 NODE_PROBE = r"""
 set -e
 umask 077
-user=$1 sudo_mode=$2 bastion_ip=$3 reg_host=$4 reg_ip=$5
+user=$1 sudo_mode=$2 bastion_ip=$3 reg_host=$4 reg_ips=$5
 mkdir -p /root/.ssh
 key=$(cat)
 if [ -n "$key" ] && ! grep -qxF "$key" /root/.ssh/authorized_keys 2>/dev/null; then
@@ -107,11 +113,12 @@ if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
     if [ -f /run/sshd.pid ]; then kill -HUP "$(cat /run/sshd.pid)"; fi
 fi
 
-# --- the registry name resolves to the registry node --------------------------------------
-if [ -n "$reg_host" ] && ! awk -v h="$reg_host" -v ip="$reg_ip" \
-        '$1 == ip { for (i = 2; i <= NF; i++) if ($i == h) found = 1 } END { exit !found }' /etc/hosts; then
+# --- the registry name resolves to the registry node(s) -----------------------------------
+# (the addresses that carry the name are exactly reg_ips, in that order: else rewrite them)
+if [ -n "$reg_host" ] && [ "$(awk -v h="$reg_host" \
+        '{ for (i = 2; i <= NF; i++) if ($i == h) { print $1; next } }' /etc/hosts | tr '\n' ' ')" != "$reg_ips " ]; then
     awk -v h="$reg_host" '{ for (i = 2; i <= NF; i++) if ($i == h) next; print }' /etc/hosts > /tmp/.lab-hosts
-    printf '%s\t%s\n' "$reg_ip" "$reg_host" >> /tmp/.lab-hosts
+    for reg_ip in $reg_ips; do printf '%s\t%s\n' "$reg_ip" "$reg_host"; done >> /tmp/.lab-hosts
     cat /tmp/.lab-hosts > /etc/hosts   # a bind mount: rewrite in place
     rm -f /tmp/.lab-hosts
 fi
@@ -156,6 +163,15 @@ class Shape:
     user: str = "root"
     sudo: str = "none"
     bastion: bool = False
+    storage: str = "filesystem"
+    registry_nodes: int = 1      # with storage s3: the registry runs on node1..node<registry_nodes>
+
+    @property
+    def registry_indices(self) -> list[int]:
+        """The nodes the registry runs on: node<registry_node>, or node1..nodeN over s3."""
+        if self.storage == "s3":
+            return list(range(1, self.registry_nodes + 1))
+        return [self.registry_node]
 
 
 # ---------------------------------------------------------------------------------------
@@ -199,6 +215,13 @@ def _lab_lock(L: S.Lab, out: Out):
 def _ensure_images(out: Out) -> tuple[str, str]:
     with _locked(out, lock_file=IMAGES_LOCK_FILE, what="lab image build"):
         return images.ensure_node_image(out), images.ensure_registry_image(out)
+
+
+def _ensure_ceph_image(out: Out) -> str:
+    from devtools.ceph import image as ceph_image
+
+    with _locked(out, lock_file=IMAGES_LOCK_FILE, what="lab image build"):
+        return ceph_image.ensure_image(out)
 
 
 def _write_if_changed(path: Path, text: str, mode: int) -> bool:
@@ -251,10 +274,13 @@ def _ensure_key(out: Out, L: S.Lab = S.DEFAULT_LAB) -> str:
 
 
 def _lab_containers(L: S.Lab = S.DEFAULT_LAB) -> dict[str, dict]:
-    """Inspect data of every container of the lab (label swarm-registry-lab=1 or =X), by name."""
+    """Inspect data of the lab's node containers and its bastion, by name: the containers with the
+    lab's label (swarm-registry-lab=1 or =X) and a node (swarm-registry-lab.node) or bastion
+    (swarm-registry-lab.bastion) label. Not the lab's Ceph container (swarm-registry-lab.ceph)."""
     proc = docker("ps", "-a", "--filter", L.label_filter, "--format", "{{.Names}}")
     names = [n for n in proc.stdout.split() if n]
-    return inspect("container", names)
+    return {name: obj for name, obj in inspect("container", names).items()
+            if S.LABEL_NODE in _labels(obj) or S.LABEL_BASTION in _labels(obj)}
 
 
 def _labels(obj: dict) -> dict:
@@ -310,7 +336,8 @@ def _running(obj: dict | None) -> bool:
 
 
 def up(nodes: int | None = None, out: Out = print, *, name: str = "", managers: int = 1,
-       registry_node: int = 1, user: str = "root", sudo: str = "none", bastion: bool = False) -> Path:
+       registry_node: int = 1, user: str = "root", sudo: str = "none", bastion: bool = False,
+       storage: str = "filesystem", registry_nodes: int | None = None) -> Path:
     """Bring a lab up (idempotent) and return the path of its settings file.
 
     name="" is the default lab (config/lab.yaml); name="X" a separate lab (config/lab-X.yaml).
@@ -320,28 +347,43 @@ def up(nodes: int | None = None, out: Out = print, *, name: str = "", managers: 
     user: the SSH user of the settings; for a user other than root, sudo="nopasswd" or
     "password" gives it a sudoers rule (docker then needs sudo), sudo="none" puts it in the
     docker group. bastion=True adds a bastion container, the only host the nodes' sshd lets in.
+    storage="s3": the lab's own Ceph RADOS Gateway (devtools.ceph) runs at .5 of its subnet; the
+    settings get registry.nodes (node1..node<registry_nodes>, default all nodes, at most 3) and
+    storage.s3 (endpoint, region, bucket), the S3 keys go to state_dir (swarm_registry.s3creds,
+    0600), and every node resolves the registry name to every registry node.
     """
     t0 = time.monotonic()
     L = S.lab(name)
     _check_shape_args(managers, registry_node, user, sudo, bastion)
+    _check_storage_args(storage, registry_nodes, registry_node)
     with _lab_lock(L, out):
         require_engine()
         existing = _lab_containers(L)
         net = L.subnet(_network_subnet(inspect("network", [L.network]).get(L.network))) if L.named else S.subnet()
         nodes = _decide_node_count(nodes, existing, L)
-        shape = _check_shape(Shape(nodes, managers, registry_node, user, sudo, bastion))
+        if storage == "s3":
+            shape = Shape(nodes, managers, registry_node, user, sudo, bastion, storage,
+                          min(nodes, MAX_REGISTRY_NODES) if registry_nodes is None else registry_nodes)
+        else:
+            shape = Shape(nodes, managers, registry_node, user, sudo, bastion)
+        shape = _check_shape(shape)
         ips = {i: L.node_ip(i, net) for i in range(1, nodes + 1)}
-        reg_ip = ips[shape.registry_node]
+        reg_ips = [ips[i] for i in shape.registry_indices]
+        reg_ip = reg_ips[0]
         bastion_ip = L.bastion_ip(net) if shape.bastion else None
 
         node_tag, registry_tag = _ensure_images(out)
+        ceph_tag = _ensure_ceph_image(out) if shape.storage == "s3" else None
         _ensure_network(net, out, L)
+        if ceph_tag:
+            from devtools import ceph  # started first: its bootstrap runs while the nodes come up
+            ceph_ip = ceph.start(L, net, ceph_tag, out)
         pubkey = _ensure_key(out, L)
         present = _node_containers(L, existing)
         extra = sorted(i for i in present if i > nodes)
         _ensure_containers(nodes, ips, node_tag, existing, out, L, reg_ip)
         _ensure_bastion(L, net, shape, node_tag, existing, out)
-        host_keys, states = _wait_nodes(nodes, ips, pubkey, out, L, shape, reg_ip, bastion_ip)
+        host_keys, states = _wait_nodes(nodes, ips, pubkey, out, L, shape, " ".join(reg_ips), bastion_ip)
         if shape.user != "root" and shape.sudo == "password":
             _ensure_sudo_password(L, nodes, shape.user, out)
         elif L.sudo_password_file.exists():
@@ -351,13 +393,23 @@ def up(nodes: int | None = None, out: Out = print, *, name: str = "", managers: 
             _remove_nodes(L, extra, existing, out)
         _write_known_hosts(ips, host_keys, out, L, (bastion_ip, bastion_key) if bastion_ip else None)
         _ensure_swarm(nodes, ips, states, out, L, shape.managers)
-        _ensure_registry_image_on_node(registry_tag, out, L, shape.registry_node)
-        if hosts_file.ensure(reg_ip, L.registry_host, tag=L.hosts_tag):
-            out(f"[lab] /etc/hosts: {L.registry_host} -> {reg_ip}")
-        path = _write_config(ips, out, L, shape, bastion_ip)
+        for i in shape.registry_indices:
+            _ensure_registry_image_on_node(registry_tag, out, L, i)
+        if hosts_file.ensure(reg_ip if len(reg_ips) == 1 else reg_ips, L.registry_host, tag=L.hosts_tag):
+            out(f"[lab] /etc/hosts: {L.registry_host} -> {', '.join(reg_ips)}")
+        s3_endpoint = None
+        if ceph_tag:
+            from swarm_registry import s3creds
+
+            info = ceph.wait(L, ceph_ip, out)
+            if s3creds.store(L.state_dir, info.access_key, info.secret_key):  # 0600; never an argv
+                out(f"[lab] stored the S3 keys of {info.container} in {L.state_dir}/{s3creds.FILE} (0600)")
+            s3_endpoint = info.endpoint
+        path = _write_config(ips, out, L, shape, bastion_ip, s3_endpoint)
     title = "lab" if not L.named else f"lab {L.name}"
-    out(f"[lab] {title} is up: {nodes} node(s), registry host {L.registry_host} -> {reg_ip}, "
-        f"settings {path} ({time.monotonic() - t0:.1f} s)")
+    storage_note = f", S3 at {s3_endpoint}" if s3_endpoint else ""
+    out(f"[lab] {title} is up: {nodes} node(s), registry host {L.registry_host} -> {', '.join(reg_ips)}"
+        f"{storage_note}, settings {path} ({time.monotonic() - t0:.1f} s)")
     return path
 
 
@@ -375,11 +427,29 @@ def _check_shape_args(managers, registry_node, user, sudo, bastion) -> None:
         raise LabError(f"bastion must be True or False, got {bastion!r}")
 
 
+def _check_storage_args(storage, registry_nodes, registry_node) -> None:
+    if storage not in STORAGES:
+        raise LabError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+    if storage != "s3":
+        if registry_nodes is not None:
+            raise LabError("registry_nodes needs storage='s3' (replicas share their storage); "
+                           "with filesystem storage the registry runs on one node: registry_node")
+        return
+    if registry_nodes is not None and (not isinstance(registry_nodes, int) or isinstance(registry_nodes, bool)
+                                       or registry_nodes < 1):
+        raise LabError(f"registry_nodes must be a positive integer, got {registry_nodes!r}")
+    if registry_node != 1:
+        raise LabError("with storage='s3' the registry runs on node1..nodeN: use registry_nodes=N, "
+                       "not registry_node")
+
+
 def _check_shape(shape: Shape) -> Shape:
     if shape.managers > shape.nodes:
         raise LabError(f"managers={shape.managers} is more than the {shape.nodes} node(s) of the lab")
     if shape.registry_node > shape.nodes:
         raise LabError(f"registry_node={shape.registry_node} is not a node of the lab (1..{shape.nodes})")
+    if shape.storage == "s3" and shape.registry_nodes > shape.nodes:
+        raise LabError(f"registry_nodes={shape.registry_nodes} is more than the {shape.nodes} node(s) of the lab")
     return shape
 
 
@@ -562,7 +632,7 @@ def _wait_nodes(nodes: int, ips: dict[int, str], pubkey: str, out: Out, L: S.Lab
     host_keys: dict[int, str] = {}
     states: dict[int, str] = {}
     pending = set(range(1, nodes + 1))
-    args = [shape.user, shape.sudo, bastion_ip or "", L.registry_host, registry_ip or ips[1]]
+    args = [shape.user, shape.sudo, bastion_ip or "", L.registry_host, registry_ip or ips[1]]  # ip, or ips "a b c"
 
     def probe(i: int):
         if not _ssh_banner(ips[i]):
@@ -813,7 +883,7 @@ def _ensure_registry_image_on_node1(tag: str, out: Out) -> None:
 
 
 def lab_settings(ips: dict[int, str], L: S.Lab = S.DEFAULT_LAB, shape: Shape | None = None,
-                 bastion_ip: str | None = None) -> dict:
+                 bastion_ip: str | None = None, s3_endpoint: str | None = None) -> dict:
     shape = shape or Shape(len(ips))
     ssh: dict = {
         "identity_file": str(L.key_file),
@@ -824,15 +894,22 @@ def lab_settings(ips: dict[int, str], L: S.Lab = S.DEFAULT_LAB, shape: Shape | N
         ssh["sudo"] = True
     if bastion_ip:
         ssh["proxy_jump"] = f"root@{bastion_ip}:22"
+    registry: dict = {"host": L.registry_host, "port": S.REGISTRY_PORT}
+    if shape.storage == "s3":
+        registry["nodes"] = [S.hostname(i) for i in shape.registry_indices]
+    else:
+        registry["node"] = S.hostname(shape.registry_node)
+    registry.update(image=S.REGISTRY_IMAGE, resolve_image="never", login_user=S.REGISTRY_USER)
+    storage = {}
+    if shape.storage == "s3":
+        from devtools import ceph
+
+        # the keys are not here: they are in state_dir (swarm_registry.s3creds)
+        storage = {"storage": {"driver": "s3", "s3": {"endpoint": s3_endpoint, "region": ceph.REGION,
+                                                      "bucket": S3_BUCKET}}}
     return {
-        "registry": {
-            "host": L.registry_host,
-            "port": S.REGISTRY_PORT,
-            "node": S.hostname(shape.registry_node),
-            "image": S.REGISTRY_IMAGE,
-            "resolve_image": "never",
-            "login_user": S.REGISTRY_USER,
-        },
+        "registry": registry,
+        **storage,
         "cert": {"alt_names": []},
         "users": [S.REGISTRY_USER],
         "hosts": {
@@ -846,13 +923,15 @@ def lab_settings(ips: dict[int, str], L: S.Lab = S.DEFAULT_LAB, shape: Shape | N
 
 
 def _write_config(ips: dict[int, str], out: Out, L: S.Lab = S.DEFAULT_LAB, shape: Shape | None = None,
-                  bastion_ip: str | None = None) -> Path:
+                  bastion_ip: str | None = None, s3_endpoint: str | None = None) -> Path:
     head = "# generated by lab.up; removed by lab.down\n"
     if L.named:
         head += f"# lab {L.name}: python -m devtools.lab up --name {L.name} ... / down --name {L.name}\n"
         if shape and shape.sudo == "password":
             head += f"# sudo password of {shape.user}: {L.sudo_password_file} (0600)\n"
-    text = head + yaml.safe_dump(lab_settings(ips, L, shape, bastion_ip), sort_keys=False,
+    if shape and shape.storage == "s3":
+        head += f"# S3 keys of storage.s3: {L.state_dir}/s3-credentials.json (0600), not here\n"
+    text = head + yaml.safe_dump(lab_settings(ips, L, shape, bastion_ip, s3_endpoint), sort_keys=False,
                                  default_flow_style=False)
     if _write_if_changed(L.config_file, text, 0o644):
         out(f"[lab] wrote {L.config_file}")
@@ -993,7 +1072,8 @@ def status(out: Out = print, *, name: str = "") -> dict:
                 count = max(count, int(_labels(obj).get(S.LABEL_NODES, "0")))
             except ValueError:
                 pass
-    top = max([count, *present]) if present else max(count, len(containers) if not L.named else 0)
+    labelled = sum(1 for obj in containers.values() if _node_index(obj) is not None)  # nodes only
+    top = max([count, *present]) if present else max(count, labelled if not L.named else 0)
     for i in range(1, top + 1):
         cname = L.container_name(i)
         obj = containers.get(cname)
@@ -1008,8 +1088,14 @@ def status(out: Out = print, *, name: str = "") -> dict:
     if bastion_obj is not None:
         info["bastion"] = {"container": L.bastion_name, "running": _running(bastion_obj),
                            "ip": _container_ip(bastion_obj, L.network)}
+    from devtools import ceph
+
+    ceph_info = ceph.probe(L)
+    if ceph_info is not None:
+        info["ceph"] = ceph_info
     info["up"] = bool(info["nodes"]) and all(n["running"] and n["swarm"] == "active" for n in info["nodes"].values()) \
-        and info["config"] is not None and (bastion_obj is None or _running(bastion_obj))
+        and info["config"] is not None and (bastion_obj is None or _running(bastion_obj)) \
+        and (not _config_says_s3(L) or bool(ceph_info and ceph_info["s3"]))
     imgs = ", ".join(f"{v['tag']} ({'present' if v['present'] else 'absent'})"
                      for k, v in info["images"].items() if k != "other")
     out(f"[lab] images: {imgs}")
@@ -1022,9 +1108,26 @@ def status(out: Out = print, *, name: str = "") -> dict:
     if info.get("bastion"):
         b = info["bastion"]
         out(f"[lab] bastion: {b['container']} {'running' if b['running'] else 'stopped'} ip={b['ip'] or '-'}")
-    out(f"[lab] /etc/hosts: {info['hosts_line'] or 'no lab line'}")
+    if ceph_info is not None:
+        c = ceph_info
+        state = "up" if c["s3"] else ("down (running, S3 not answering)" if c["running"] else "down (stopped)")
+        out(f"[lab] ceph: {c['container']} {state} endpoint={c['endpoint'] or '-'}")
+    all_lines = hosts_file.tagged_lines(tag=L.hosts_tag)
+    if len(all_lines) > 1:  # registry replicas: one line per registry node
+        info["hosts_lines"] = all_lines
+        out(f"[lab] /etc/hosts: {' | '.join(all_lines)}")
+    else:
+        out(f"[lab] /etc/hosts: {info['hosts_line'] or 'no lab line'}")
     out(f"[lab] settings: {info['config'] or 'absent'}; {L.title} is {'UP' if info['up'] else 'not up'}")
     return info
+
+
+def _config_says_s3(L: S.Lab) -> bool:
+    try:
+        data = yaml.safe_load(L.config_file.read_text())
+        return data["storage"]["driver"] == "s3"
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return False
 
 
 def lab_names() -> list[str]:

@@ -1,4 +1,5 @@
-"""The tagged lines of the labs in the control machine's /etc/hosts: one line per lab.
+"""The tagged lines of the labs in the control machine's /etc/hosts: one line per lab (one per
+registry node for a lab whose registry runs as replicas on several nodes).
 
 The default lab's line ends with ``# swarm-registry-lab``; a named lab X's with
 ``# swarm-registry-lab:X`` (so code that only knows the default tag leaves it alone).
@@ -30,6 +31,14 @@ def current(path: Path = S.HOSTS_FILE, tag: str = S.HOSTS_TAG) -> str | None:
         return None
     tagged = [ln for ln in lines if _is_tagged(ln, tag)]
     return tagged[0] if tagged else None
+
+
+def tagged_lines(path: Path = S.HOSTS_FILE, tag: str = S.HOSTS_TAG) -> list[str]:
+    """Every line tagged `tag` now in the hosts file (several for a lab with registry replicas)."""
+    try:
+        return [ln for ln in path.read_text().splitlines() if _is_tagged(ln, tag)]
+    except FileNotFoundError:
+        return []
 
 
 def _rewrite(path: Path, new_lines: list[str]) -> None:
@@ -66,28 +75,29 @@ def _rewrite(path: Path, new_lines: list[str]) -> None:
         raise LabError(f"cannot write {path}: {exc.strerror} (run as root)") from None
 
 
-def ensure(ip: str, name: str, path: Path = S.HOSTS_FILE, tag: str = S.HOSTS_TAG) -> bool:
-    """Make the line tagged `tag` exactly `ip name  <tag>`; True if the file changed.
+def ensure(ip: str | list[str], name: str, path: Path = S.HOSTS_FILE, tag: str = S.HOSTS_TAG) -> bool:
+    """Make the line tagged `tag` exactly `ip name  <tag>` (a list of addresses: one such line
+    each, in that order); True if the file changed.
 
     Lines of other tags (other labs) are left as they are."""
-    want = hosts_line(ip, name, tag)
+    want = [hosts_line(a, name, tag) for a in ([ip] if isinstance(ip, str) else ip)]
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         lines = []
     tagged = [ln for ln in lines if _is_tagged(ln, tag)]
-    if tagged == [want]:
+    if tagged == want:
         return False
     new, placed = [], False
     for ln in lines:
         if _is_tagged(ln, tag):
             if not placed:
-                new.append(want)
+                new.extend(want)
                 placed = True
             continue
         new.append(ln)
     if not placed:
-        new.append(want)
+        new.extend(want)
     _rewrite(path, new)
     return True
 
