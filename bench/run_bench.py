@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from devtools.sshd_hosts import SshdHosts, free_port  # noqa: E402
+from devtools.sshd_hosts import SshdHosts  # noqa: E402
 
 BENCH = ROOT / "bench"
 WORK = BENCH / ".work"
@@ -329,8 +329,7 @@ def fanout(args, sizes, variants, deadline: Deadline, data: dict, profile_out: d
     for n in sizes:
         hostdir = WORK / f"hosts-{n}"
         shutil.rmtree(hostdir, ignore_errors=True)
-        hs = SshdHosts(n, hostdir, home_skel=SKEL, sftp=True)
-        unique_ports(hs)
+        hs = SshdHosts(n, hostdir, home_skel=SKEL, sftp=True)  # distinct ports (devtools/sshd_hosts.free_ports)
         try:
             t0 = time.perf_counter()
             hs.__enter__()
@@ -401,15 +400,6 @@ def run_with_retry(setup: Setup, v: str, case: str, tag: str, deadline: Deadline
                 setup.remove_targets()
                 run_variant(setup, "floor", "first", f"{tag}-reprime{attempt}", deadline)
     raise AssertionError("unreachable")
-
-
-def unique_ports(hs: SshdHosts) -> None:
-    """free_port() binds port 0 and lets it go: with many hosts the kernel can hand out one port twice."""
-    seen: set[int] = set()
-    for h in hs.hosts:
-        while h.port in seen:
-            h.port = free_port()
-        seen.add(h.port)
 
 
 def rounds_for(args, n: int) -> int:
@@ -1141,6 +1131,13 @@ def trim_pstats(text: str) -> list[str]:
 # --- main ------------------------------------------------------------------------------------------
 
 
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="N=8 (2 rounds) and 16 (1 round), no warm-up, no lab (under 3 minutes)")
@@ -1157,8 +1154,16 @@ def main() -> int:
     ap.add_argument("--keep-lab", action="store_true", help="leave the named lab up at the end")
     ap.add_argument("--deadline", type=float, help="overall deadline in seconds (default 7200; quick 600)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
-    ap.add_argument("--results", default=str(BENCH / "RESULTS.md"), help="where to write the markdown results")
+    ap.add_argument("--results", default=str(BENCH / "RESULTS.md"),
+                    help="where to write the markdown results; any other path than bench/RESULTS.md also takes the "
+                         "raw data and the chart (STEM.json, STEM.svg next to it), so bench/results.* are kept")
     args = ap.parse_args()
+    res_md = Path(args.results).resolve()
+    if res_md == (BENCH / "RESULTS.md").resolve():
+        res_json, res_svg = BENCH / "results.json", BENCH / "results.svg"
+    else:
+        res_json, res_svg = res_md.with_suffix(".json"), res_md.with_suffix(".svg")
+    res_md.parent.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in (args.sizes or ("8,16" if args.quick else "8,16,64,128")).split(",")]
     args.rounds = args.rounds or (2 if args.quick else 5)
     args.profile_runs = args.profile_runs or (1 if args.quick else 5)
@@ -1213,7 +1218,7 @@ def main() -> int:
     tgt, misses = targets(stats, sizes, variants)
     lab_lines, lab_targets, lab_why = lab_md(rec)
     fit_md, why = analysis(stats, sizes, variants, prof, misses)
-    chart_note = write_chart(stats, sizes, variants, rec, BENCH / "results.svg")
+    chart_note = write_chart(stats, sizes, variants, rec, res_svg)
     elapsed = time.monotonic() - deadline.start
     load_end = loadavg()
     docker_end = sh(["sh", "-c", "docker ps --format '{{.Names}}' 2>/dev/null"]).split()
@@ -1224,7 +1229,7 @@ def main() -> int:
            "fanout": {f"{n}/{c}/{v}": runs for (n, c, v), runs in data.items()},
            "stats": {f"{n}/{c}": s for (n, c), s in stats.items()}, "profile": prof, "recipe": rec,
            "failures": failures + LAB_FAILURES}
-    (BENCH / "results.json").write_text(json.dumps(raw, indent=1, default=str) + "\n")
+    res_json.write_text(json.dumps(raw, indent=1, default=str) + "\n")
 
     margin_rows = ["| variant | case | " + " | ".join(f"{a}->{b}" for a, b in zip(sizes, sizes[1:])) + " |",
                    "|---|---|" + "---:|" * (len(sizes) - 1)]
@@ -1238,8 +1243,8 @@ def main() -> int:
         "# Benchmark: trust-cert fan-out, start-up profile, the whole recipe",
         "",
         f"Every figure below comes from one run of `{cmd_line}` (bench/run_bench.py), started "
-        f"{started:%Y-%m-%d %H:%M %Z}, {elapsed / 60:.1f} min in all; raw data in bench/results.json, chart in "
-        "bench/results.svg." + (f" ({chart_note})" if chart_note else ""),
+        f"{started:%Y-%m-%d %H:%M %Z}, {elapsed / 60:.1f} min in all; raw data in {_rel(res_json)}, chart in "
+        f"{_rel(res_svg)}." + (f" ({chart_note})" if chart_note else ""),
         "",
         f"**Machine:** {machine()}.",
         "",
@@ -1322,7 +1327,7 @@ def main() -> int:
     Path(args.results).write_text("\n".join(md) + "\n")
     say("\n".join(tbl))
     say("\n".join(tgt + lab_targets))
-    say(f"written: {args.results}, bench/results.json, bench/results.svg ({elapsed:.0f} s)")
+    say(f"written: {args.results}, {res_json}, {res_svg} ({elapsed:.0f} s)")
     return 0
 
 

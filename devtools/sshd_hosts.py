@@ -44,15 +44,43 @@ MaxStartups 100
 """
 
 
+def free_ports(n: int, address: str = "127.0.0.1") -> list[int]:
+    """`n` distinct free ports, picked in one pass: every socket stays bound until all `n` are picked, so
+    the kernel cannot hand one port out twice (binding port 0 and letting it go, one host after the
+    other, gave two hosts the same port at N >= 64). Another process can still take a port before
+    sshd binds it: SshdHosts then moves that host to a new port (see SshdHost.start)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    held: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            sock = socket.socket(family)
+            held.append(sock)
+            sock.bind((address, 0))
+        return [sock.getsockname()[1] for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
+    return free_ports(1, address)[0]
 
 
-def wait_for_banner(port: int, timeout: float = 10.0, address: str = "127.0.0.1") -> None:
+class SshdExited(RuntimeError):
+    """sshd exited before it answered."""
+
+
+class PortTaken(SshdExited):
+    """sshd could not bind its port: another process took it after it was picked."""
+
+
+def wait_for_banner(port: int, timeout: float = 10.0, address: str = "127.0.0.1",
+                    proc: subprocess.Popen | None = None) -> None:
+    """Until an SSH banner answers on the port; with `proc` (the sshd), fail at once if it exited."""
     deadline = time.monotonic() + timeout
     while True:
+        if proc is not None and proc.poll() is not None:
+            raise SshdExited(f"sshd for port {port} exited with status {proc.returncode} before answering")
         try:
             with socket.create_connection((address, port), timeout=1) as s:
                 if s.recv(4).startswith(b"SSH-"):
@@ -99,11 +127,21 @@ class SshdHost:
         if self.home_skel is not None:
             script = script.replace("&& exec", "&& mount --bind \"$4\" \"$5\" && exec")
             args += [str(self.home), pwd.getpwnam("root").pw_dir]  # the hosts log in root
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 ["unshare", "-m", "sh", "-c", script, "sh", *args],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        wait_for_banner(self.port, address=self.address)
+        try:
+            wait_for_banner(self.port, address=self.address, proc=self.proc)
+        except SshdExited as exc:
+            self.proc = None
+            with open(self.log, "rb") as fh:
+                fh.seek(offset)
+                said = fh.read().decode(errors="replace")
+            if "Address already in use" in said:
+                raise PortTaken(f"{exc}: port {self.port} taken") from None  # SshdHosts moves the host
+            raise SshdExited(f"{exc}; see {self.log}") from None
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -134,16 +172,16 @@ class SshdHosts:
         `home_skel` (opt-in, default None): each host's root HOME is a copy of this directory (e.g.
         "/etc/skel"), bound over root's home in its namespace; None keeps this machine's.
         `sftp` (opt-in, default False): also serve the sftp subsystem."""
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).absolute()  # sshd re-executes itself from /: its config needs absolute paths
+        self.address = address
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o700)
         self.client_key = self.workdir / "id_ed25519"
         self.known_hosts = self.workdir / "known_hosts"
         self.home_skel = Path(home_skel) if home_skel is not None else None
         self.sftp = sftp
-        self.hosts = [SshdHost(f"h{i}", self.workdir / f"h{i}", free_port(address), address=address,
-                               home_skel=self.home_skel)
-                      for i in range(1, n + 1)]
+        self.hosts = [SshdHost(f"h{i}", self.workdir / f"h{i}", port, address=address, home_skel=self.home_skel)
+                      for i, port in enumerate(free_ports(n, address), 1)]
 
     def __enter__(self) -> "SshdHosts":
         Path("/run/sshd").mkdir(exist_ok=True)
@@ -160,13 +198,29 @@ class SshdHosts:
             if not (h.dir / "ssh_host_ed25519_key").exists():
                 subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
                                 str(h.dir / "ssh_host_ed25519_key")], check=True)
-            (h.dir / "sshd_config").write_text(CONFIG.format(port=h.port, dir=h.dir, authorized_keys=authorized,
-                                                                 address=h.address)
-                                          + (SFTP_SUBSYSTEM if self.sftp else ""))
+            self._write_config(h)
         for h in self.hosts:
-            h.start()
+            self._start(h)
         self.write_known_hosts()
         return self
+
+    def _start(self, h: SshdHost, attempts: int = 3) -> None:
+        """Start h's sshd; if another process took its port since it was picked, move it to a new one."""
+        for attempt in range(attempts):
+            try:
+                h.start()
+                return
+            except PortTaken:
+                if attempt == attempts - 1:
+                    raise
+                in_use = {o.port for o in self.hosts}
+                h.port = next(p for p in free_ports(len(in_use) + 1, self.address) if p not in in_use)
+                self._write_config(h)
+
+    def _write_config(self, h: SshdHost) -> None:
+        h.dir.joinpath("sshd_config").write_text(
+            CONFIG.format(port=h.port, dir=h.dir, authorized_keys=self.workdir / "authorized_keys", address=h.address)
+            + (SFTP_SUBSYSTEM if self.sftp else ""))
 
     def write_known_hosts(self, hosts: list[SshdHost] | None = None) -> None:
         chosen = self.hosts if hosts is None else hosts

@@ -16,6 +16,7 @@ from .. import local_checks
 from ..results import CHANGED, FAILED, OK, SKIPPED, Report, Run, StepResult
 from ..settings import Settings
 from ..errors import HostError
+from .hostkeys import KnownHosts
 from .session import Session
 
 Step = Callable[[Session], "tuple[str, str]"]
@@ -35,9 +36,11 @@ class Executor:
         if isinstance(out, Report):
             out.attach(self.run)
         self._print_lock = threading.Lock()
+        # known_hosts is parsed once for the run (on the first connection) and shared by every session
+        self.known_hosts = KnownHosts(settings.ssh.known_hosts, settings.ssh.accept_new_host_keys)
         self.sessions = {
             name: Session(settings.hosts[name], settings, sudo_password=sudo_password,
-                          on_command=self.run.count_command)
+                          on_command=self.run.count_command, known_hosts=self.known_hosts)
             for name in hosts
         }
         self.cancelled = threading.Event()

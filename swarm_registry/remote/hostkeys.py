@@ -5,6 +5,11 @@ parser), `@revoked` keys refused wherever they are offered, `@cert-authority` li
 (host certificates are not used here) rather than a crash. Unknown key: refused, unless
 `accept_new_host_keys`, which records it (OpenSSH's accept-new). Changed key: always refused,
 naming the host and both fingerprints. A bastion's key is checked the same way.
+
+`KnownHosts` is one run's view of the file: parsed once, on the first connection, and shared by
+every session of the run (the executor makes one); a key recorded by accept-new goes to the file
+and into that view, so later connections of the run (other hosts behind the same bastion, a
+reconnect) see it instead of appending it again.
 """
 from __future__ import annotations
 
@@ -62,13 +67,71 @@ def load(path: Path) -> tuple[paramiko.HostKeys, set[tuple[str, str]]]:
     return known, revoked
 
 
+def _append(known_hosts: Path, hostname: str, key: paramiko.PKey) -> None:
+    line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+    with _append_lock:
+        known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        with open(known_hosts, "a+b") as fh:
+            fh.seek(0, 2)
+            if fh.tell():  # a last line without its newline must not swallow ours
+                fh.seek(-1, 2)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
+            fh.write(line.encode())
+
+
+class KnownHosts:
+    """One run's known_hosts, parsed once (on first use) and shared by the sessions of the run; thread-safe.
+
+    `install(client)` gives a paramiko client the known (unrevoked) keys and the verifying policy; a key
+    that accept-new records is appended to the file and added here, so every later `install` has it."""
+
+    def __init__(self, path: Path, accept_new: bool):
+        self.path = path
+        self.accept_new = accept_new
+        self._lock = threading.Lock()
+        self._keys: paramiko.HostKeys | None = None
+        self._revoked: set[tuple[str, str]] = set()
+
+    def _loaded(self) -> paramiko.HostKeys:
+        """The parsed file (parsed here the first time); call with self._lock held."""
+        if self._keys is None:
+            self._keys, self._revoked = load(self.path)
+        return self._keys
+
+    def install(self, client: paramiko.SSHClient) -> None:
+        with self._lock:
+            entries = list(self._loaded()._entries)  # a snapshot: this client's list is its own
+            revoked = self._revoked
+        client.get_host_keys()._entries.extend(entries)
+        client.set_missing_host_key_policy(VerifyingPolicy(self.path, self.accept_new, revoked, store=self))
+
+    def record(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        """accept-new: `key` (not in this client's snapshot) becomes known. If another session recorded a
+        key for `hostname` since that snapshot, the same key is taken as is (no second line), a different
+        one is refused as a changed key."""
+        with self._lock:
+            found = self._loaded().lookup(hostname)
+            if found:
+                current = list(found.values())
+                if key not in current:
+                    raise paramiko.BadHostKeyException(hostname, key, current[0])
+            else:
+                _append(self.path, hostname, key)
+                self._keys._entries.append(paramiko.hostkeys.HostKeyEntry([hostname], key))
+        client.get_host_keys()._entries.append(paramiko.hostkeys.HostKeyEntry([hostname], key))
+
+
 class VerifyingPolicy(paramiko.MissingHostKeyPolicy):
     """Called by paramiko only for hosts that have no (unrevoked) entry in known_hosts."""
 
-    def __init__(self, known_hosts: Path, accept_new: bool, revoked: set | None = None):
+    def __init__(self, known_hosts: Path, accept_new: bool, revoked: set | None = None,
+                 store: KnownHosts | None = None):
+        """store: the run's KnownHosts, which records accepted keys (None: append to the file only)."""
         self.known_hosts = known_hosts
         self.accept_new = accept_new
         self.revoked = revoked or set()
+        self.store = store
 
     def missing_host_key(self, client, hostname, key):
         if (key.get_name(), key.get_base64()) in self.revoked:
@@ -78,16 +141,10 @@ class VerifyingPolicy(paramiko.MissingHostKeyPolicy):
             raise HostKeyError(
                 f"unknown host key for {hostname} ({key.get_name()} {fingerprint(key)}): not in "
                 f"{self.known_hosts}; add it there after checking it, or set ssh.accept_new_host_keys: true")
-        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
-        with _append_lock:
-            self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.known_hosts, "a+b") as fh:
-                fh.seek(0, 2)
-                if fh.tell():  # a last line without its newline must not swallow ours
-                    fh.seek(-1, 2)
-                    if fh.read(1) != b"\n":
-                        fh.write(b"\n")
-                fh.write(line.encode())
+        if self.store is not None:
+            self.store.record(client, hostname, key)
+            return
+        _append(self.known_hosts, hostname, key)
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 

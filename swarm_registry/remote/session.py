@@ -24,7 +24,7 @@ from ..errors import HostError, Output
 from ..results import CommandRun
 from ..settings import Host, Settings
 from . import hostkeys
-from .hostkeys import HostKeyError, VerifyingPolicy, changed_key_message
+from .hostkeys import HostKeyError, changed_key_message
 from ..validators import parse_jump
 
 _CONFIGS: dict = {}
@@ -50,9 +50,13 @@ def _fabric_config(ssh_config: Path | None) -> Config:
 
 class Session:
     def __init__(self, host: Host, settings: Settings, *, sudo_password: str | None = None,
-                 on_command: Callable[[str], None] | None = None):
+                 on_command: Callable[[str], None] | None = None, known_hosts: hostkeys.KnownHosts | None = None):
+        """known_hosts: the run's parsed ssh.known_hosts, shared by its sessions (the executor makes one);
+        None: this session's own, parsed on its first connection."""
         self.host = host
         self.settings = settings
+        self.known_hosts = known_hosts or hostkeys.KnownHosts(settings.ssh.known_hosts,
+                                                              settings.ssh.accept_new_host_keys)
         self.sudo_password = sudo_password
         self.on_command = on_command
         self.journal: list[CommandRun] | None = None  # set by the executor: the commands of the current step
@@ -68,16 +72,15 @@ class Session:
                           connect_kwargs={"key_filename": keys, "look_for_keys": False, "allow_agent": ssh.agent,
                                           "banner_timeout": ssh.connect_timeout, "auth_timeout": ssh.connect_timeout})
         hop = conn
-        while isinstance(hop, Connection):  # this host and every bastion before it (also from ssh_config)
+        # this host and every bastion before it (also from ssh_config); a `gateway` passed in was verified
+        # when it was built
+        while isinstance(hop, Connection) and hop is not gateway:
             self._verify_keys(hop)
             hop = hop.gateway
         return conn
 
     def _verify_keys(self, conn: Connection) -> None:
-        ssh = self.settings.ssh
-        known, revoked = hostkeys.load(ssh.known_hosts)
-        conn.client.get_host_keys()._entries.extend(known._entries)
-        conn.client.set_missing_host_key_policy(VerifyingPolicy(ssh.known_hosts, ssh.accept_new_host_keys, revoked))
+        self.known_hosts.install(conn.client)  # parsed once per run, not per connection
 
     @property
     def sudo(self) -> bool:

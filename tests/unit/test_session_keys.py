@@ -1,0 +1,137 @@
+"""known_hosts is parsed once per run and shared by the run's sessions (issue 14); its semantics stay
+those of hostkeys (accept-new records, @revoked refused, @cert-authority skipped). No SSH: connections
+are built but never opened."""
+from __future__ import annotations
+
+import base64
+import threading
+import time
+
+import paramiko
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fabric import Connection
+
+from swarm_registry import settings as s
+from swarm_registry.remote import hostkeys
+from swarm_registry.remote.executor import OK, Executor
+from swarm_registry.remote.hostkeys import HostKeyError, KnownHosts
+
+
+def new_key() -> tuple[str, paramiko.PKey]:
+    """('ssh-ed25519 AAAA...', the paramiko key) of a fresh ed25519 key."""
+    line = Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return line, paramiko.Ed25519Key(data=base64.b64decode(line.split()[1]))
+
+
+@pytest.fixture
+def count_loads(monkeypatch):
+    """Counts the parses of known_hosts (calls of hostkeys.load); each parse is slowed down a little so
+    that threads starting together would overlap in it."""
+    calls = []
+    real = hostkeys.load
+
+    def counted(path):
+        calls.append(path)
+        time.sleep(0.01)
+        return real(path)
+
+    monkeypatch.setattr(hostkeys, "load", counted)
+    return calls
+
+
+def cluster(tmp_path, n: int, **ssh) -> s.Settings:
+    identity = tmp_path / "id_ed25519"
+    identity.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot used: nothing connects\n")
+    known = tmp_path / "known_hosts"
+    known.write_text("".join(f"10.0.0.{i} {new_key()[0]}\n" for i in range(1, n + 1)))
+    hosts = {f"node{i}": {"address": f"10.0.0.{i}", "roles": ["manager" if i == 1 else "worker"]}
+             for i in range(1, n + 1)}
+    return s.from_mapping({"hosts": hosts, "state_dir": str(tmp_path / "state"), "registry": {"node": "node1"},
+                           "ssh": {"identity_file": str(identity), "known_hosts": str(known), "parallel": n, **ssh}})
+
+
+@pytest.mark.parametrize("jump", [None, "root@bastion.example.org:2222"])
+def test_known_hosts_is_parsed_once_for_n_hosts(tmp_path, monkeypatch, count_loads, jump):
+    n = 8
+    cfg = cluster(tmp_path, n, **({"proxy_jump": jump} if jump else {}))
+    monkeypatch.setattr(Connection, "open", lambda self: None)  # built and verified, never opened
+    with Executor(cfg, list(cfg.hosts), out=lambda line: None, progress=False) as ex:
+        results = ex.step("connect", lambda session: (session.connect(), (OK, "built"))[1])
+        assert {r.status for r in results.values()} == {OK}
+        assert len(count_loads) == 1, f"known_hosts parsed {len(count_loads)} times for {n} hosts"
+        for i, session in enumerate(ex.sessions.values(), 1):
+            known = session._conn.client.get_host_keys()
+            assert known.lookup(f"10.0.0.{i}") is not None  # every session has every key of the file
+            assert len(known._entries) == n
+            assert session.known_hosts is ex.known_hosts
+            if jump:
+                assert len(session._conn.gateway.client.get_host_keys()._entries) == n
+        ex.sessions["node1"]._conn = None
+        ex.sessions["node1"].connect()  # a reconnect does not parse again either
+        assert len(count_loads) == 1
+
+
+def test_installs_from_many_threads_parse_once(tmp_path, count_loads):
+    line, _ = new_key()
+    (tmp_path / "known_hosts").write_text(f"[10.0.0.1]:2222 {line}\n")
+    store = KnownHosts(tmp_path / "known_hosts", accept_new=False)
+    clients = [paramiko.SSHClient() for _ in range(16)]
+    threads = [threading.Thread(target=store.install, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(count_loads) == 1
+    assert all(c.get_host_keys().lookup("[10.0.0.1]:2222") is not None for c in clients)
+
+
+def test_accept_new_is_recorded_once_and_seen_by_the_other_sessions(tmp_path, count_loads):
+    path = tmp_path / "known_hosts"
+    path.write_text(f"10.0.0.9 {new_key()[0]}")  # no newline at the end
+    store = KnownHosts(path, accept_new=True)
+    early, first, later = paramiko.SSHClient(), paramiko.SSHClient(), paramiko.SSHClient()
+    store.install(early)  # installed before the key is recorded (a host connecting at the same time)
+    store.install(first)
+    _, key = new_key()
+    first._policy.missing_host_key(first, "[bastion]:2222", key)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and lines[1] == f"[bastion]:2222 ssh-ed25519 {key.get_base64()}"
+    assert first.get_host_keys().lookup("[bastion]:2222")["ssh-ed25519"] == key
+    store.install(later)  # a later session knows it without asking the policy
+    assert later.get_host_keys().lookup("[bastion]:2222")["ssh-ed25519"] == key
+    early._policy.missing_host_key(early, "[bastion]:2222", key)  # the same key again: known, not appended
+    assert len(path.read_text().splitlines()) == 2
+    assert early.get_host_keys().lookup("[bastion]:2222")["ssh-ed25519"] == key
+    racer = paramiko.SSHClient()
+    store.install(racer)
+    racer.get_host_keys()._entries.clear()  # as if installed before the record: it asks the policy
+    with pytest.raises(paramiko.BadHostKeyException):  # another key for the same host: changed, refused
+        racer._policy.missing_host_key(racer, "[bastion]:2222", new_key()[1])
+    assert len(path.read_text().splitlines()) == 2
+    assert len(count_loads) == 1
+
+
+def test_revoked_and_cert_authority_lines_keep_their_meaning(tmp_path, count_loads):
+    good, good_key = new_key()
+    bad, bad_key = new_key()
+    ca, _ = new_key()
+    path = tmp_path / "known_hosts"
+    path.write_text(f"10.0.0.1 {good}\n10.0.0.2 {bad}\n@cert-authority *.example.org {ca}\n@revoked * {bad}\n")
+    store = KnownHosts(path, accept_new=True)
+    client = paramiko.SSHClient()
+    store.install(client)
+    known = client.get_host_keys()
+    assert known.lookup("10.0.0.1")["ssh-ed25519"] == good_key
+    assert known.lookup("10.0.0.2") is None  # its only key is revoked
+    assert known.lookup("x.example.org") is None  # @cert-authority: skipped, not a host key
+    with pytest.raises(HostKeyError, match="REVOKED"):  # refused even with accept-new, and not recorded
+        client._policy.missing_host_key(client, "10.0.0.2", bad_key)
+    assert path.read_text().count(bad.split()[1]) == 2
+    strict = KnownHosts(path, accept_new=False)
+    other = paramiko.SSHClient()
+    strict.install(other)
+    with pytest.raises(HostKeyError, match="unknown host key"):
+        other._policy.missing_host_key(other, "10.0.0.3", new_key()[1])
