@@ -17,6 +17,7 @@ def plan(w, host: str, f: Facts) -> StepPlan:
         actions.append(Action(commands.make_dirs([r.config_dir], 0o755), expect_ok(f"created {r.config_dir}")))
         actions.append(Action(commands.make_dirs([r.auth_dir], 0o700), expect_ok(f"{r.auth_dir} made 0700")))
     if not actions:
-        return ok(STEP, host, "data and auth directories in place")
+        return ok(STEP, host, "auth directory in place" if w.settings.storage.shared else
+                  "data and auth directories in place")
     made = ([] if w.settings.storage.shared else [r.data_dir]) + [f"{r.auth_dir} (0700)"]
     return change(STEP, host, f"create/fix {', '.join(made)}", *actions)

@@ -250,3 +250,30 @@ def test_migrate_plan_copies_with_keys_on_stdin_and_knows_an_s3_service(w):
     cmd = step.actions[0].command
     assert cmd.argv[3] == "s3-upload" and cmd.secret and SK not in cmd.display()
     assert not migrate.runs_s3(Facts(service={"TaskTemplate": {"ContainerSpec": {"Secrets": []}}}))
+
+
+# --- the bucket fact and bucket.sh, run with the local sh and a fake curl --------------------------
+
+
+def test_bucket_fact_and_create_send_the_keys_to_curl_on_stdin_never_in_argv(w, tmp_path):
+    from tests.unit.test_scripts import Sandbox
+
+    (tmp_path / "box").mkdir()
+    box = Sandbox(tmp_path / "box")
+    # a fake curl: logs its argv and the config it reads on stdin (-K -); the bucket "exists" after a PUT
+    box.fake("curl", 'echo "argv: $*" >>"$LOG"; sed "s/^/stdin: /" >>"$LOG"\n'
+                     'case "$*" in *-X\\ PUT*) touch "$STATE/made"; printf 200 ;; '
+                     '*) [ -e "$STATE/made" ] && printf 200 || printf 404 ;; esac')
+    stdin = bucket.fact_stdin(w)("n1")
+    f = facts_mod.parse(box.run(facts_mod.command(w.settings, ("bucket",), stdin)).stdout)
+    assert f.bucket == "404"
+    step = bucket.plan(w, "n1", f)
+    out = box.run(step.actions[0].command)
+    assert step.actions[0].verdict(out) == (CHANGED, "created bucket registry"), out
+    log = box.calls()
+    argv = [line for line in log if line.startswith("argv: ")]
+    assert [a.split()[-1] for a in argv] == ["http://10.9.0.5:7480/registry"] * 3
+    assert "-I" in argv[0].split() and "PUT" in argv[1].split()
+    assert all(AK not in a and SK not in a for a in argv)
+    assert log.count(f'stdin: user = "{AK}:{SK}"') == 3
+    assert 'stdin: aws-sigv4 = "aws:amz:us-east-1:s3"' in log

@@ -12,11 +12,12 @@ fact_bucket() {
 # against what arrives), default that of an empty body.
 s3_curl() {
   command -v curl >/dev/null 2>&1 || { echo nocurl; return 0; }
-  sc_method=$1 sc_url=$4
+  sc_method=$1 sc_ak=$2 sc_sk=$3 sc_url=$4
   shift 4
+  if [ "$sc_method" = HEAD ]; then set -- -I "$@"; else set -- -X "$sc_method" "$@"; fi
   # printf is a shell builtin: the keys never appear in a process's argv
   printf 'user = "%s:%s"\naws-sigv4 = "aws:amz:%s:s3"\nheader = "x-amz-content-sha256: %s"\n' \
-    "$2" "$3" "$s3_region" "${sc_sha:-e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855}" |
-    curl -s -K - --max-time 20 -X "$sc_method" "$@" -w '%{http_code}' "$sc_url" 2>/dev/null
+    "$sc_ak" "$sc_sk" "$s3_region" "${sc_sha:-e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855}" |
+    curl -s -K - --max-time 20 "$@" -w '%{http_code}' "$sc_url" 2>/dev/null
   return 0
 }
