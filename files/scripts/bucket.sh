@@ -3,7 +3,7 @@
 IFS= read -r b_ak || b_ak=""
 IFS= read -r b_sk || b_sk=""
 b_body=$(mktemp) || exit 1
-trap 'rm -f "$b_body"' EXIT
+on_exit 'rm -f "$b_body"'
 b_code=$(s3_curl PUT "$b_ak" "$b_sk" "$s3_endpoint/$s3_bucket" -o "$b_body")
 case "$b_code" in
   200|409) ;;  # made, or already there (BucketAlreadyOwnedByYou)

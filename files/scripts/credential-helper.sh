@@ -26,7 +26,7 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 # Never a pinentry: no tty, no display; our keys have no passphrase (%no-protection).
 unset GPG_TTY DISPLAY WAYLAND_DISPLAY GNUPGHOME PASSWORD_STORE_DIR 2>/dev/null
 log=$(mktemp) || exit 1
-trap 'rm -f "$log"' EXIT INT TERM HUP
+on_exit 'rm -f "$log"'
 fail() { code=$1; shift; [ -s "$log" ] && grep -v '^[[:space:]]*$' "$log" | tail -n 3 >&2; echo "$*" >&2; exit "$code"; }
 
 me=$(id -un)
@@ -80,8 +80,8 @@ if [ "$source" = release ]; then
     need_root 30 "installing $bin"
     dir=$(dirname "$bin")
     install -d -m 0755 "$dir" || fail 31 "cannot create $dir"
-    verified_write "$bin" 0755 "$want" || { vw=$?; trap 'rm -f "$log"' EXIT INT TERM HUP; fail 34 "cannot install $bin (verified_write exit $vw)"; }
-    trap 'rm -f "$log"' EXIT INT TERM HUP
+    verified_write "$bin" 0755 "$want" || { vw=$?; on_exit 'rm -f "$log"'; fail 34 "cannot install $bin (verified_write exit $vw)"; }
+    on_exit 'rm -f "$log"'
     echo "helper=installed"
   fi
 fi

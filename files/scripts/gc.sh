@@ -15,7 +15,7 @@ if [ "$dry_run" != 1 ]; then
   done
 fi
 log=$(mktemp) || exit 10
-trap 'rm -f "$log"' EXIT INT TERM HUP
+on_exit 'rm -f "$log"'
 [ "$storage" = s3 ] || echo "before=$(du -sb "$data_dir" | cut -f1)"
 set --
 [ "$dry_run" = 1 ] && set -- "$@" --dry-run

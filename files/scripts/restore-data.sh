@@ -9,7 +9,7 @@ if [ -n "$(ls -A "$data_dir" 2>/dev/null)" ] && [ "$force" != 1 ]; then
 fi
 install -d -m 0755 "$(dirname "$data_dir")" || exit 10
 stage=$(mktemp -d "$data_dir.restore-XXXXXX") || exit 10
-trap 'rm -rf "$stage"' EXIT INT TERM HUP
+on_exit 'rm -rf "$stage"'
 tar -C "$stage" -xf - || { echo "the data stream was refused or cut: nothing restored" >&2; exit 12; }
 files=$(find "$stage" -type f | wc -l)
 bytes=$(find "$stage" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d", s}')

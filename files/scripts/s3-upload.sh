@@ -10,7 +10,7 @@ IFS= read -r u_sk || u_sk=""
 root="$data_dir/docker/registry/v2"
 [ -d "$root" ] || { echo "no registry data in $data_dir (no docker/registry/v2): nothing to migrate" >&2; exit 3; }
 list=$(mktemp) || exit 1
-trap 'rm -f "$list"' EXIT INT TERM HUP
+on_exit 'rm -f "$list"'
 (cd "$data_dir" && find docker/registry/v2 -type f ! -path '*/_uploads/*' | LC_ALL=C sort) >"$list"
 files=0 uploaded=0 skipped=0 bytes=0
 while IFS= read -r rel; do

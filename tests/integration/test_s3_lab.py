@@ -28,7 +28,8 @@ from devtools import ceph, lab as lab_mod
 from devtools.lab import settings as L
 from swarm_registry import s3creds, settings as settings_mod
 from swarm_registry.registry_http import _NamedHostAdapter
-from tests.integration.clirun import run, statuses
+from tests.integration import faults
+from tests.integration.clirun import BIN, ROOT, run, statuses
 
 pytestmark = pytest.mark.lab
 NAME = "s3"
@@ -122,9 +123,25 @@ def test_filesystem_registry_migrated_into_the_bucket_keeps_every_digest(s3cfg, 
     assert dry.returncode == 0 and "<files/scripts/s3-upload.sh>" in dry.stdout, dry.stdout + dry.stderr
     keys = s3creds.load(settings_of(s3cfg).state_dir)
     assert keys.secret_key not in dry.stdout + dry.stderr and "secret, redacted" in dry.stdout
+    # the copy killed on the node while it runs (held at its 5th file's sha256sum): the migration fails, the
+    # filesystem registry is put back read-write and keeps serving; the next run resumes where it stopped
+    with faults.holding(1, "s3-upload", nth=5, lab=LAB):
+        proc = subprocess.Popen([str(BIN / "inv"), "storage.migrate"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env={**os.environ, **ENV, "SWARM_REGISTRY_CONFIG": str(s3cfg)})
+        faults.wait_until_held(1, proc, lab=LAB)
+        # pkill -f does not see that far into the script's long command line: match its argv[0] exactly
+        node(1, "sh", "-c", 'n=s3-; n="${n}upload"; for p in /proc/[0-9]*; do '
+                            'tr "\\0" "\\n" <"$p/cmdline" 2>/dev/null | grep -qx "$n" && kill "${p#/proc/}"; done; true')
+        out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 1 and "copy to s3 stopped" in out and "read-write again" in out, out
+    assert "changed" in statuses(out, "read-write").get("node1", ""), out
+    assert digest_on(3, f"{endpoint}/{refs[0]}") == before[refs[0]]  # still served from the filesystem
     moved = run("inv", "storage.migrate", config=s3cfg, env=ENV, timeout=1200)
     assert moved.returncode == 0, moved.stdout + moved.stderr
-    assert "sha256 of each checked by S3" in moved.stdout and "uploaded" in moved.stdout
+    copied = re.search(r"(\d+) files in the bucket: (\d+) uploaded .*?, (\d+) already there", moved.stdout)
+    assert copied and int(copied.group(3)) >= 4, moved.stdout  # the files copied before the kill
+    assert int(copied.group(1)) == int(copied.group(2)) + int(copied.group(3))
+    assert "sha256 of each checked by S3" in moved.stdout
     for i in (1, 2, 3):
         for ref, digest in before.items():
             assert digest_on(i, f"{endpoint}/{ref}") == digest
