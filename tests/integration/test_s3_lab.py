@@ -222,6 +222,18 @@ def test_a_wrong_s3_key_stops_setup_at_the_bucket_with_the_reason(s3cfg):
     assert good.returncode == 0, good.stdout
 
 
+def test_gc_puts_every_replica_read_only_and_collects_in_the_bucket(s3cfg):
+    gc = run("inv", "gc", config=s3cfg, env=ENV, timeout=900)
+    assert gc.returncode == 0, gc.stdout + gc.stderr
+    ro = next(line for line in gc.stdout.splitlines() if line.split()[1:2] == ["read-only"])
+    assert "running on node1, node2, node3" in ro, ro
+    assert re.search(r"node1 +garbage-collect +(ok|changed) +deleted \d+ blob\(s\) and \d+ manifest\(s\) in the "
+                     r"bucket; \d+ blob\(s\) in use kept", gc.stdout), gc.stdout
+    after = run("inv", "setup", config=s3cfg, env=ENV, timeout=600)
+    assert after.returncode == 0 and " changed " not in after.stdout.split("RECAP")[0], after.stdout
+    assert digest_on(2, f"{STATE['endpoint']}/{STATE['s3ref']}")
+
+
 def test_one_registry_node_down_the_others_serve_then_it_rejoins_with_no_change_elsewhere(s3cfg):
     s = settings_of(s3cfg)
     ref = f"{s.registry.endpoint}/{STATE['s3ref']}"
