@@ -2,7 +2,8 @@
 
 Settings: config/cluster.yaml, or the file named by env SWARM_REGISTRY_CONFIG.
 `inv --list` shows the tasks, each tagged with its place: [1]..[7] the recipe in order ([5a]..[5c]:
-steps of setup that also run alone), [day 2] for running the registry, [lab] for the local lab;
+steps of setup that also run alone), [day 2] for running the registry, [storage] for scaling out
+over S3, [lab] for the local lab;
 `inv --help TASK` explains each flag. Tasks that report take --json (see README).
 """
 from invoke import Collection, task

@@ -33,7 +33,7 @@ def test_every_task_is_tagged_and_in_the_readme_table_in_recipe_order():
     steps = [tag for tag, _ in rows if re.fullmatch(r"\[\d+[a-z]?\]", tag)]
     assert steps == sorted(steps, key=lambda t: (int(re.sub(r"\D", "", t)), t)) and steps[0] == "[1]"
     kinds = [("step" if re.fullmatch(r"\[\d+[a-z]?\]", t) else t) for t, _ in rows]
-    assert kinds == sorted(kinds, key=["step", "[day 2]", "[lab]"].index)  # recipe, then day 2, then the lab
+    assert kinds == sorted(kinds, key=["step", "[day 2]", "[storage]", "[lab]"].index)  # recipe, day 2, storage, lab
     assert {t for t, task in rows if task in ("setup", "trust-cert", "smoke-test", "catalog", "status")} == {
         "[5]", "[5a]", "[6]", "[7]", "[day 2]"}
 

@@ -99,3 +99,21 @@ def test_render_prints_the_stack(config):
     r = run("inv", "render", config=config)
     doc = yaml.safe_load(r.stdout)
     assert r.returncode == 0 and doc["services"]["registry"]["ports"][0]["mode"] == "host"
+
+
+def test_storage_credentials_from_stdin_0600_bad_keys_exit_2_and_migrate_needs_s3(config, tmp_path):
+    """Keys only from stdin (never argv), kept 0600; a bad key is one line and exit 2 with nothing written;
+    storage.migrate on a filesystem registry is refused before anything remote (positive control: stored)."""
+    import stat
+
+    bad = run("inv", "storage.credentials", "--keys-stdin", config=config, input='AKIA1\nbad"secret\n')
+    assert bad.returncode == 2 and bad.stderr.count("error:") == 1 and "S3 secret key" in bad.stderr, bad.stderr
+    assert not (tmp_path / "state" / "s3-credentials.json").exists()
+    good = run("inv", "storage.credentials", "--keys-stdin", config=config, input="AKIAEXAMPLE1\nsecret/Key+1\n")
+    assert good.returncode == 0 and "stored in" in good.stdout and "secret/Key+1" not in good.stdout + good.stderr
+    f = tmp_path / "state" / "s3-credentials.json"
+    assert stat.S_IMODE(f.stat().st_mode) == 0o600 and "secret/Key+1" in f.read_text()
+    again = run("inv", "storage.credentials", "--keys-stdin", config=config, input="AKIAEXAMPLE1\nsecret/Key+1\n")
+    assert again.returncode == 0 and "unchanged" in again.stdout
+    migrate = run("inv", "storage.migrate", config=config)
+    assert migrate.returncode == 2 and "set storage.driver: s3" in migrate.stderr, migrate.stderr
