@@ -41,7 +41,8 @@ def rotate_ca(settings: Settings, out: Out, *, mode: str = RUN, password: str | 
         old, new, made = rotation.start(cfg)
         verb = ("made" if mode == RUN else "would make") if made else ("resumes" if mode == RUN else "would resume")
         out(f"certs: {verb} the rotation to CA {pki.inspect(new).subject} (sha256 {commands.sha256(new)[:16]}...); "
-            f"previous CA {pki.inspect(old).subject} kept as {rotation.PREVIOUS_CRT}/.key")
+            f"previous CA {pki.inspect(old).subject} kept as {rotation.PREVIOUS_CRT}/.key"
+            + ("" if mode == RUN or not made else "; the new CA shown is a stand-in: the run makes its own key"))
         w = wanted(cfg, write_certs=False, password=password)
         job = rotate_job(settings, w, old, new)
         outcome: dict = {}

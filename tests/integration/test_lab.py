@@ -257,7 +257,8 @@ def test_down_removes_everything(the_lab):
     assert sh("docker", "network", "ls", "-q", "--filter", f"name=^{S.NETWORK}$").stdout.strip() == ""
     assert sh("docker", "volume", "ls", "-q", "--filter", f"label={S.LABEL}=1").stdout.strip() == ""
     vols = sh("docker", "volume", "ls", "-q").stdout.split()
-    assert not [v for v in vols if v.startswith("swarm-registry-lab-")]
+    # the default lab's volumes (named labs, swarm-registry-lab-NAME-..., are theirs to remove)
+    assert not [v for v in vols if v.startswith("swarm-registry-lab-node") or v == "swarm-registry-lab-ceph-data"]
     assert hosts_file.current() is None
     assert not S.CONFIG_FILE.exists()
     assert not S.LAB_DIR.exists()
