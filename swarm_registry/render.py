@@ -26,6 +26,7 @@ HTPASSWD_LABEL = "io.swarm-registry.htpasswd"  # sha256 of htpasswd: a new one r
 READONLY_ENV = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 READONLY_VALUE = '{"enabled": true}'
 CONFIG_TARGET = "/etc/docker/registry/config.yml"  # the image's own config path: replaced by our secret (s3)
+DRAIN_TIMEOUT = "5s"
 HEADER = "# Rendered by swarm_registry from the settings; changes here are overwritten on the next deploy.\n"
 
 
@@ -89,6 +90,9 @@ def stack(settings: Settings, secrets: SecretNames, htpasswd_sha: str = "", read
         "REGISTRY_HTTP_TLS_CERTIFICATE": f"/run/secrets/{CERT_TARGET}",
         "REGISTRY_HTTP_TLS_KEY": f"/run/secrets/{KEY_TARGET}",
         "REGISTRY_HTTP_TLS_MINIMUMTLS": "tls1.2",  # registry 2.8 otherwise accepts TLS 1.0 and 1.1
+        # on SIGTERM (a rolling update, rotate-ca) finish the requests in flight instead of cutting them
+        # (EOF in the client); within the swarm's 10 s stop grace period
+        "REGISTRY_HTTP_DRAINTIMEOUT": DRAIN_TIMEOUT,
     }
     if r.delete_enabled:
         environment["REGISTRY_STORAGE_DELETE_ENABLED"] = "true"

@@ -19,7 +19,7 @@ from typing import Callable
 from .. import commands, facts as facts_mod, pki, rotation
 from ..results import CHANGED, OK
 from ..settings import Settings
-from ..steps import Action, change, converge, deploy, expect_ok, old_secrets, preflight, secrets, trust
+from ..steps import Action, change, compose_file, converge, deploy, expect_ok, old_secrets, preflight, secrets, trust
 from ..wanted import wanted
 from .runner import RUN, Job, run_plan
 from .setup import first_manager
@@ -67,7 +67,6 @@ def rotate_ca(settings: Settings, out: Out, *, mode: str = RUN, password: str | 
 
 
 def rotate_job(settings: Settings, w, old: bytes, new: bytes) -> Job:
-    reg = settings.registry.node
     managers = [h for h, host in settings.hosts.items() if host.is_manager]
     endpoint = settings.registry.endpoint
 
@@ -91,6 +90,7 @@ def rotate_job(settings: Settings, w, old: bytes, new: bytes) -> Job:
         prev = trust.previous_path(endpoint)
         return ([trust.plan(endpoint, new, h, found[h], previous=old, step=BOTH) for h in nodes]
                 + [secrets.plan(w, manager, m), deploying,
+                   compose_file.plan(w, settings.registry.node, found[settings.registry.node]),
                    converge.plan(w, manager, m, deploying=bool(deploying.actions)), old_secrets.plan(w, manager, m)]
                 + [change(NEW, h, f"remove {prev} (the previous CA): trust the new CA only",
                           Action(commands.remove_paths([prev]), expect_ok(f"removed {trust.PREVIOUS}; the new CA only")))

@@ -234,6 +234,38 @@ def test_gc_puts_every_replica_read_only_and_collects_in_the_bucket(s3cfg):
     assert digest_on(2, f"{STATE['endpoint']}/{STATE['s3ref']}")
 
 
+def test_rotate_ca_with_three_replicas_loses_no_pull(s3cfg):
+    """Issue 12's target (0 failed pulls during rotate-ca) on the shape that can meet it: the swarm rolls the
+    replicas one at a time and clients fail over to the others; every node pulls in a loop meanwhile."""
+    s = settings_of(s3cfg)
+    ref = f"{s.registry.endpoint}/{STATE['s3ref']}"
+    stop = threading.Event()
+    results: dict[int, list[str]] = {1: [], 2: [], 3: []}
+
+    def loop(i: int) -> None:
+        while not stop.is_set():
+            node(i, "docker", "rmi", "-f", ref)
+            r = node(i, "docker", "pull", "-q", ref, timeout=120)
+            results[i].append("ok" if r.returncode == 0 else f"fail: {r.stderr.strip()[-120:]}")
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in (1, 2, 3)]
+    for t in workers:
+        t.start()
+    try:
+        poll("a pull on every node", lambda: all(results.values()), timeout=120)
+        rotated = run("inv", "rotate-ca", config=s3cfg, env=ENV, timeout=900)
+    finally:
+        stop.set()
+        for t in workers:
+            t.join(timeout=300)
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    failed = {i: [r for r in rs if r != "ok"] for i, rs in results.items()}
+    print(f"pulls during rotate-ca: {sum(len(r) for r in results.values())}, failed: {failed}")
+    assert all(len(rs) >= 2 for rs in results.values()) and failed == {1: [], 2: [], 3: []}, failed
+    again = run("inv", "setup", config=s3cfg, env=ENV, timeout=600)
+    assert again.returncode == 0 and " changed " not in again.stdout.split("RECAP")[0], again.stdout
+
+
 def test_one_registry_node_down_the_others_serve_then_it_rejoins_with_no_change_elsewhere(s3cfg):
     s = settings_of(s3cfg)
     ref = f"{s.registry.endpoint}/{STATE['s3ref']}"

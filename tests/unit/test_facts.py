@@ -113,7 +113,7 @@ def service_spec(doc: dict, secret_names: render.SecretNames) -> dict:
                            "io.swarm-registry.spec": spec_hash},
                 "Env": ["REGISTRY_AUTH=htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd",
                         "REGISTRY_AUTH_HTPASSWD_REALM=Onsen Registry", "REGISTRY_HTTP_ADDR=0.0.0.0:5000",
-                        "REGISTRY_HTTP_TLS_CERTIFICATE=/run/secrets/registry.crt",
+                        "REGISTRY_HTTP_DRAINTIMEOUT=5s", "REGISTRY_HTTP_TLS_CERTIFICATE=/run/secrets/registry.crt",
                         "REGISTRY_HTTP_TLS_KEY=/run/secrets/registry.key", "REGISTRY_HTTP_TLS_MINIMUMTLS=tls1.2"],
                 "Privileges": {"CredentialSpec": None, "SELinuxContext": None},
                 "Mounts": [{"Type": "bind", "Source": "/var/lib/registry", "Target": "/var/lib/registry"},
