@@ -24,6 +24,10 @@ class S3Keys:
     access_key: str
     secret_key: str = field(repr=False)
 
+    def stdin(self) -> bytes:
+        """How the keys reach a node: two lines on a command's stdin (files/scripts/facts/bucket.sh reads them)."""
+        return f"{self.access_key}\n{self.secret_key}\n".encode()
+
 
 def check(access_key: str, secret_key: str) -> S3Keys:
     bad = [what for what, k in (("access key", access_key), ("secret key", secret_key)) if not _KEY.fullmatch(k or "")]

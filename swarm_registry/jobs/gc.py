@@ -26,15 +26,20 @@ def maintenance_hosts(settings: Settings) -> list[str]:
 
 
 def maintenance_job(settings: Settings, name: str, password: str | None, mode: str, make_plan, *,
-                    needs_wanted: bool = True) -> Job:
+                    needs_wanted: bool = True, w=None, base: tuple[str, ...] = BASE_FACTS,
+                    extra_facts: Callable[[str], tuple[str, ...]] = lambda host: (),
+                    fact_stdin: Callable[[str], "bytes | None"] | None = None) -> Job:
     """A job on the managers and the registry node: `make_plan(w, manager, facts)` -> plan or problems
-    (w: what setup wants, from state_dir; None without `needs_wanted`, e.g. restore into an empty one)."""
-    w = wanted(settings, write_certs=False, password=password) if needs_wanted else None
+    (w: what setup wants, from state_dir, unless given; None without `needs_wanted`, e.g. restore into an
+    empty one). `base`, `extra_facts`, `fact_stdin`: more facts to read, and their secret stdin."""
+    if w is None and needs_wanted:
+        w = wanted(settings, write_certs=False, password=password)
     reg = settings.registry.node
     managers = [h for h, host in settings.hosts.items() if host.is_manager]
 
     def fact_names(host: str) -> tuple[str, ...]:
-        return facts_mod.names_for(host, manager=host if host in managers else None, registry=reg, base=BASE_FACTS)
+        return (facts_mod.names_for(host, manager=host if host in managers else None, registry=reg, base=base)
+                + extra_facts(host))
 
     def judge(host: str, f) -> tuple[str, str]:
         return preflight.host_verdict(f, settings.hosts[host].is_manager)
@@ -47,7 +52,7 @@ def maintenance_job(settings: Settings, name: str, password: str | None, mode: s
             return [(reg, f"the registry node {reg} is not usable (see above)")]
         return make_plan(w, manager, found)
 
-    return Job(name, fact_names, judge, plan)
+    return Job(name, fact_names, judge, plan, fact_stdin=fact_stdin)
 
 
 def gc(settings: Settings, out: Out, *, dry_run: bool = False, delete_untagged: bool = False, mode: str = RUN,

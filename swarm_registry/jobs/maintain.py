@@ -8,11 +8,11 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from .. import certs, commands, facts as facts_mod, htpasswd, pki, render
+from .. import certs, commands, facts as facts_mod, htpasswd, pki
 from ..results import CHANGED, FAILED, OK, Report
 from ..settings import Settings, SettingsError
 from ..state import StateDir
-from ..steps import bucket as bucket_step, teardown as op
+from ..steps import bucket as bucket_step, migrate, teardown as op
 from .runner import mode_of
 from .setup import setup
 
@@ -157,7 +157,7 @@ def _s3_keys(settings: Settings) -> tuple[bytes | None, str | None]:
         return None, exc.problems[0]
     if keys is None:
         return None, "no S3 keys: inv storage.credentials"
-    return f"{keys.access_key}\n{keys.secret_key}\n".encode(), None
+    return keys.stdin(), None
 
 
 def replicas(settings: Settings, reg: dict) -> list[dict]:
@@ -247,8 +247,7 @@ def registry_status(settings: Settings, mgr_status, password: str | None) -> dic
         if spec.get("Image"):
             reg["image"] = spec["Image"].split("@", 1)[0]
         env = dict(e.split("=", 1) for e in spec.get("Env") or [] if "=" in e)
-        secrets = [(s.get("File") or {}).get("Name") for s in spec.get("Secrets") or []]
-        reg["storage"] = env.get("REGISTRY_STORAGE") or ("s3" if render.CONFIG_TARGET in secrets else "filesystem")
+        reg["storage"] = env.get("REGISTRY_STORAGE") or ("s3" if migrate.runs_s3(mgr_status) else "filesystem")
     last = reg["image"].rsplit("/", 1)[-1]
     reg["version"] = last.split(":", 1)[1] if ":" in last else None
     state = StateDir(settings.state_dir)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .. import facts as facts_mod, s3creds
+import dataclasses
+
+from .. import s3creds
 from ..settings import Settings, SettingsError
 from ..steps import bucket, migrate, preflight
 from ..wanted import wanted
+from .gc import maintenance_hosts, maintenance_job
 from .runner import RUN, Job, run_plan
-from .setup import first_manager, setup
+from .setup import setup
 
 Out = Callable[[str], None]
 
@@ -25,21 +28,8 @@ def credentials(settings: Settings, access_key: str, secret_key: str, out: Out) 
 
 def migrate_job(settings: Settings, w, mode: str) -> Job:
     reg = settings.registry.node
-    managers = [h for h, host in settings.hosts.items() if host.is_manager]
 
-    def fact_names(host: str) -> tuple[str, ...]:
-        return (facts_mod.names_for(host, manager=host if host in managers else None, registry=reg,
-                                    base=("docker", "data")) + bucket.fact_names(settings, host))
-
-    def judge(host: str, f) -> tuple[str, str]:
-        return preflight.host_verdict(f, settings.hosts[host].is_manager)
-
-    def plan(found: dict, usable: list[str]):
-        manager = first_manager(settings, found, usable)
-        if manager is None:
-            return [(managers[0], "no manager usable: the registry's service is updated from one")]
-        if reg not in usable:
-            return [(reg, f"the registry node {reg} is not usable (see above)")]
+    def plan(w, manager: str, found: dict):
         m, r = found[manager], found[reg]
         if migrate.runs_s3(m):
             return [(manager, f"{settings.registry.service} runs on s3 already: nothing to migrate (inv setup "
@@ -49,8 +39,9 @@ def migrate_job(settings: Settings, w, mode: str) -> Job:
                           "inv setup starts the registry on s3")]
         return [bucket.plan(w, reg, r), migrate.readonly_plan(w, manager, m), migrate.copy_plan(w, reg, r)]
 
-    return Job("facts", fact_names, judge, plan, (bucket.STEP, migrate.READONLY, migrate.COPY),
-               fact_stdin=bucket.fact_stdin(w))
+    job = maintenance_job(settings, "facts", w.password, mode, plan, w=w, base=("docker", "data"),
+                          extra_facts=lambda host: bucket.fact_names(settings, host), fact_stdin=bucket.fact_stdin(w))
+    return dataclasses.replace(job, cluster_steps=(bucket.STEP, migrate.READONLY, migrate.COPY))
 
 
 def migrate_data(settings: Settings, out: Out, *, mode: str = RUN, password: str | None = None,
@@ -61,8 +52,8 @@ def migrate_data(settings: Settings, out: Out, *, mode: str = RUN, password: str
         raise SettingsError(["storage.migrate copies into S3: set storage.driver: s3 and storage.s3 in the "
                              "settings first (registry.node is where the data is now)"])
     w = wanted(settings, write_certs=mode == RUN, password=password)
-    code = run_plan(settings, list(dict.fromkeys([*settings.hosts])), migrate_job(settings, w, mode), out,
-                    mode=mode, sudo_password=sudo_password)
+    code = run_plan(settings, maintenance_hosts(settings), migrate_job(settings, w, mode), out, mode=mode,
+                    sudo_password=sudo_password)
     if mode != RUN:
         out("storage: then inv setup switches the registry to s3 (see inv --dry setup)")
         return code

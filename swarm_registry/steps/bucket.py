@@ -19,7 +19,7 @@ def fact_names(settings, host: str) -> tuple[str, ...]:
 
 
 def keys_stdin(w) -> bytes:
-    return f"{w.s3_keys.access_key}\n{w.s3_keys.secret_key}\n".encode()
+    return w.s3_keys.stdin()
 
 
 def fact_stdin(w):
