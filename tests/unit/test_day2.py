@@ -428,12 +428,15 @@ def restore_box(tmp_path):
     return box
 
 
-def test_restore_script_stages_checks_and_renames(tmp_path, base_settings):
-    box = restore_box(tmp_path)
+def restore_case(tmp_path, base_settings):
+    """The sandbox, a data_dir under it, settings naming it, and a data tar of FILES."""
     data = tmp_path / "srv" / "registry"
     base_settings["registry"] = {"data_dir": str(data)}
-    s = S.from_mapping(base_settings)
-    stream = data_tar(FILES).getvalue()
+    return restore_box(tmp_path), data, S.from_mapping(base_settings), data_tar(FILES).getvalue()
+
+
+def test_restore_script_stages_checks_and_renames(tmp_path, base_settings):
+    box, data, s, stream = restore_case(tmp_path, base_settings)
     size = sum(len(v) for v in FILES.values())
     cmd = backup_step.restore_command(s, len(FILES), size, force=False)
     out = box.run(dataclasses.replace(cmd, stdin=stream))
@@ -448,11 +451,7 @@ def test_restore_script_stages_checks_and_renames(tmp_path, base_settings):
 
 
 def test_restore_script_refuses_a_short_or_cut_stream_and_leaves_nothing(tmp_path, base_settings):
-    box = restore_box(tmp_path)
-    data = tmp_path / "srv" / "registry"
-    base_settings["registry"] = {"data_dir": str(data)}
-    s = S.from_mapping(base_settings)
-    stream = data_tar(FILES).getvalue()
+    box, data, s, stream = restore_case(tmp_path, base_settings)
     short = box.run(dataclasses.replace(backup_step.restore_command(s, 3, 1, force=False), stdin=stream))
     assert short.rc == 13 and "the archive holds 3" in short.stderr
     cut = box.run(dataclasses.replace(backup_step.restore_command(s, 2, 1, force=False), stdin=stream[:150_000]))
