@@ -374,13 +374,9 @@ def test_rotate_ca_under_a_pull_loop_then_a_node_that_was_down_is_updated_by_set
 
 
 def test_gc_runs_exactly_what_dry_printed(day2, tmp_path):
-    from tests.integration.test_plan_lab import dry_commands, traced
+    from tests.integration.test_plan_lab import dry_then_traced_run
 
-    dry = run("inv", "--dry", "gc", config=day2, env=ENV)
-    assert dry.returncode == 0, dry.stdout + dry.stderr
     trace = tmp_path / "trace"
-    real = run("inv", "gc", config=day2, env={**ENV, "SWARM_REGISTRY_TRACE": str(trace)}, timeout=600)
-    assert real.returncode == 0, real.stdout
-    printed, executed = dry_commands(dry.stdout), traced(trace)
+    dry, _, printed, executed = dry_then_traced_run("gc", day2, ENV, trace)
     assert executed == printed and len(printed["node1"]) == 5, (dry.stdout, trace.read_text())
     assert PASSWORD not in dry.stdout + trace.read_text()

@@ -47,15 +47,21 @@ def traced(path) -> dict[str, list[str]]:
     return {h: cmds[1:] for h, cmds in found.items()}  # the first is the facts command, read by --dry too
 
 
+def dry_then_traced_run(task: str, config, env: dict, trace):
+    """`inv --dry TASK`, then `inv TASK` traced into `trace` (SWARM_REGISTRY_TRACE); both must succeed.
+    Returns (the dry run, the run, the commands --dry printed, the commands the run executed; per host)."""
+    dry = run("inv", "--dry", task, config=config, env=env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    real = run("inv", task, config=config, env={**env, "SWARM_REGISTRY_TRACE": str(trace)}, timeout=600)
+    assert real.returncode == 0, real.stdout
+    return dry, real, dry_commands(dry.stdout), traced(trace)
+
+
 @pytest.mark.parametrize("state", ["fresh", "converged", "drifted"])
 def test_run_executes_exactly_what_dry_printed(lab, tmp_path, state):
     {"fresh": fresh, "converged": lambda lab: None, "drifted": drifted}[state](lab)
-    dry = run("inv", "--dry", "setup", config=lab, env=ENV)
-    assert dry.returncode == 0, dry.stdout + dry.stderr
     trace = tmp_path / "trace"
-    real = run("inv", "setup", config=lab, env={**ENV, "SWARM_REGISTRY_TRACE": str(trace)}, timeout=600)
-    assert real.returncode == 0, real.stdout
-    printed, executed = dry_commands(dry.stdout), traced(trace)
+    dry, real, printed, executed = dry_then_traced_run("setup", lab, ENV, trace)
     for host in ("node1", "node2", "node3"):
         assert executed.get(host, []) == printed.get(host, []), (host, dry.stdout, trace.read_text())
     assert PASSWORD not in dry.stdout and PASSWORD not in trace.read_text()
