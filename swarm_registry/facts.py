@@ -49,6 +49,7 @@ class Facts:
     docker_up: bool = False
     swarm_state: str = ""
     control: bool = False
+    docker_version: str = ""  # the daemon's ServerVersion
     # trust
     trust: str = ""  # "sha256:filemode:dirmode" of certs.d/ENDPOINT/ca.crt
     trust_strays: str = ""
@@ -146,10 +147,11 @@ def parse(stdout: str) -> Facts:
         elif key in _NUMBERS:
             setattr(f, _NUMBERS[key], int(value) if value.isdigit() else None)
         elif key == "docker":
-            state, _, control = value.partition("|")
-            if value != "down" and state:  # docker info exits 0 with "|false" when the daemon is down
+            state, _, rest = value.partition("|")
+            control, _, version = rest.partition("|")
+            if value != "down" and state:  # docker info exits 0 with "|false|" when the daemon is down
                 f.docker_up = True
-                f.swarm_state, f.control = state, control == "true"
+                f.swarm_state, f.control, f.docker_version = state, control == "true", version
         elif key == "dconfig":
             f.docker_config = _b64(value)
         elif key == "node":

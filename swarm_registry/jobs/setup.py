@@ -24,14 +24,18 @@ def first_manager(settings: Settings, facts: dict, usable: list[str]) -> str | N
                 None)
 
 
+def judge_for(settings: Settings):
+    """Preflight's verdict on one host for setup (and setup --hosts): usable, and able to name our images."""
+    def judge(host: str, f) -> tuple[str, str]:
+        return preflight.host_verdict(f, settings.hosts[host].is_manager, settings.registry.host)
+    return judge
+
+
 def node_job(settings: Settings, *, password: str | None, mode: str) -> Job:
     """setup --hosts: bring nodes that joined later in (trust, credential store, login), on them only."""
     w = wanted(settings, write_certs=mode == RUN, password=password)
-
-    def judge(host: str, f) -> tuple[str, str]:
-        return preflight.host_verdict(f, settings.hosts[host].is_manager)
-
-    return Job("preflight", lambda host: facts_mod.HOST_FACTS, judge, lambda found, usable: node_plan(w, found, usable))
+    return Job("preflight", lambda host: facts_mod.HOST_FACTS, judge_for(settings),
+               lambda found, usable: node_plan(w, found, usable))
 
 
 def setup_job(settings: Settings, *, password: str | None, mode: str, move: str = "") -> Job:
@@ -42,15 +46,12 @@ def setup_job(settings: Settings, *, password: str | None, mode: str, move: str 
         return facts_mod.names_for(host, manager=host if host in managers else None,
                                    registry=settings.registry.nodes) + bucket.fact_names(settings, host)
 
-    def judge(host: str, f) -> tuple[str, str]:
-        return preflight.host_verdict(f, settings.hosts[host].is_manager)
-
     def plan(found: dict, usable: list[str]):
         manager = first_manager(settings, found, usable)
         problems = preflight.cluster_problems(w, found, manager, usable)
         return problems or setup_plan(w, found, manager, usable)
 
-    return Job("preflight", fact_names, judge, plan, CLUSTER_STEPS, fact_stdin=bucket.fact_stdin(w))
+    return Job("preflight", fact_names, judge_for(settings), plan, CLUSTER_STEPS, fact_stdin=bucket.fact_stdin(w))
 
 
 def setup(settings: Settings, out: Out, *, mode: str = RUN, password: str | None = None,

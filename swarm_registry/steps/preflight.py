@@ -2,19 +2,41 @@
 cluster be set up at all (a manager, the registry node in the swarm, the image somewhere)?"""
 from __future__ import annotations
 
+import ipaddress
+
 from ..facts import Facts
 from ..results import FAILED, OK
 
 STEP = "preflight"
+# docker parses an image name whose registry is an IPv6 address ([fd00::12]:5000/app) from 25.0 on
+# (github.com/distribution/reference); before, push and pull say "invalid reference format"
+IPV6_NAMES_SINCE = 25
 
 
-def host_verdict(f: Facts, listed_manager: bool) -> tuple[str, str]:
+def ipv6_name_problem(docker_version: str, registry_host: str) -> str:
+    """A node whose docker cannot name images after registry.host (an IPv6 address): why, and the fix."""
+    try:
+        v6 = ipaddress.ip_address(registry_host).version == 6
+    except ValueError:
+        return ""
+    major = docker_version.split(".", 1)[0]
+    if not v6 or not major.isdigit() or int(major) >= IPV6_NAMES_SINCE:
+        return ""
+    return (f"registry.host is the IPv6 address {registry_host}, and docker {docker_version} here cannot name "
+            f"images after it ([{registry_host}]:PORT/... is 'invalid reference format' before docker "
+            f"{IPV6_NAMES_SINCE}): give the registry a DNS name with an AAAA record and set registry.host to it")
+
+
+def host_verdict(f: Facts, listed_manager: bool, registry_host: str = "") -> tuple[str, str]:
     if not f.docker_up:
         return FAILED, "docker does not answer on this host"
     if f.swarm_state != "active":
         return FAILED, f"not part of a swarm (state {f.swarm_state or 'inactive'}); join it first"
     if listed_manager and not f.control:
         return FAILED, "listed as manager but is not a swarm manager (docker node promote it)"
+    problem = ipv6_name_problem(f.docker_version, registry_host)
+    if problem:
+        return FAILED, problem
     return OK, "docker answers; swarm " + ("manager" if f.control else "worker")
 
 

@@ -32,6 +32,8 @@ PARSE = [
     ("docker=active|false", dict(docker_up=True, swarm_state="active", control=False)),
     ("docker=inactive|false", dict(docker_up=True, swarm_state="inactive", control=False)),
     ("docker=down", dict(docker_up=False, swarm_state="", control=False)),
+    ("docker=active|true|20.10.24+dfsg1", dict(docker_up=True, control=True, docker_version="20.10.24+dfsg1")),
+    ("docker=|false|", dict(docker_up=False, docker_version="")),  # docker info, daemon down: exit 0
     ("", dict(docker_up=False, trust="", pass_installed=False, list_rc=None, service=None)),
     ("trust=" + "ab" * 32 + ":644:755\ntrust_strays=", dict(trust="ab" * 32 + ":644:755", trust_strays="")),
     ("trust=::\ntrust_strays=client.key client.cert ", dict(trust="::", trust_strays="client.key client.cert")),

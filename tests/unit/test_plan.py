@@ -301,3 +301,19 @@ def test_move_data_refuses_a_destination_that_holds_data(w):
     facts["node2"].data_files = facts[REG].data_files = True
     found = preflight.cluster_problems(w, facts, MGR, NODES)
     assert any("not empty" in p for _, p in found), found
+
+
+@pytest.mark.parametrize("registry_host,version,refused", [
+    ("fd00::12", "20.10.24+dfsg1", True),   # this machine's docker: [fd00::12]:5000/app is an invalid reference
+    ("fd00::12", "24.0.7", True),
+    ("fd00::12", "25.0.0", False),          # parses IPv6 registry names
+    ("fd00::12", "", False),                # version unknown: not judged
+    ("172.31.1.11", "20.10.24+dfsg1", False),  # IPv4 addresses and names were always fine
+    ("registry.onsen.lan", "20.10.24+dfsg1", False),
+])
+def test_preflight_refuses_an_ipv6_registry_address_a_node_docker_cannot_name(registry_host, version, refused):
+    f = Facts(docker_up=True, swarm_state="active", control=False, docker_version=version)
+    status, message = preflight.host_verdict(f, False, registry_host)
+    assert (status == FAILED) == refused, message
+    if refused:
+        assert f"docker {version}" in message and "DNS name with an AAAA record" in message

@@ -135,10 +135,10 @@ def test_fact_docker_without_docker_is_down(box, settings):
 
 
 def test_fact_docker_manager_and_worker(box, settings):
-    box.fake("docker", 'echo "$*" >>"$LOG"\necho "active|true"')
+    box.fake("docker", 'echo "$*" >>"$LOG"\necho "active|true|20.10.24+dfsg1"')
     f = facts.parse(box.run(facts.command(settings, ["docker"])).stdout)
-    assert (f.docker_up, f.swarm_state, f.control) == (True, "active", True)
-    assert box.calls() == ["info --format {{.Swarm.LocalNodeState}}|{{.Swarm.ControlAvailable}}"]
+    assert (f.docker_up, f.swarm_state, f.control, f.docker_version) == (True, "active", True, "20.10.24+dfsg1")
+    assert box.calls() == ["info --format {{.Swarm.LocalNodeState}}|{{.Swarm.ControlAvailable}}|{{.ServerVersion}}"]
     box.fake("docker", 'echo "inactive|false"')
     f = facts.parse(box.run(facts.command(settings, ["docker"])).stdout)
     assert (f.docker_up, f.swarm_state, f.control) == (True, "inactive", False)

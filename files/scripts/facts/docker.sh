@@ -1,4 +1,4 @@
-# fact docker: docker=STATE|IS_MANAGER (swarm state, ControlAvailable), or docker=down.
+# fact docker: docker=STATE|IS_MANAGER|VERSION (swarm state, ControlAvailable, ServerVersion), or docker=down.
 fact_docker() {
-  echo "docker=$(docker info --format '{{.Swarm.LocalNodeState}}|{{.Swarm.ControlAvailable}}' 2>/dev/null || echo down)"
+  echo "docker=$(docker info --format '{{.Swarm.LocalNodeState}}|{{.Swarm.ControlAvailable}}|{{.ServerVersion}}' 2>/dev/null || echo down)"
 }
