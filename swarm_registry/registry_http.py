@@ -4,7 +4,8 @@
 sha256, with the stdlib); `RegistryClient` is the API (catalog, tags, manifests) with
 `requests`. Where this machine cannot resolve `registry.host`, both connect to the registry
 node's address while SNI and the certificate check still use `registry.host`. IPv6
-addresses are bracketed in URLs.
+addresses are bracketed in URLs. When the execution layer forwards the registry's port over SSH
+(ssh.forward_registry, remote/forward.py), `set_route` makes both connect to that local port instead.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import re
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import urljoin
 
 import requests
@@ -43,6 +45,20 @@ class Answer:
     body: bytes
 
 
+# set by the execution layer while the registry's API goes over SSH: a node address (or registry.host)
+# -> the port on 127.0.0.1 forwarded to that node's registry port; None: connect directly
+_route: Callable[[str], int] | None = None
+
+
+def set_route(route: Callable[[str], int] | None) -> None:
+    global _route
+    _route = route
+
+
+def _connect_to(address: str, port: int) -> tuple[str, int]:
+    return ("127.0.0.1", _route(address)) if _route is not None else (address, port)
+
+
 def connect_address(name: str, fallback: str) -> str:
     try:
         socket.getaddrinfo(name, None)
@@ -67,7 +83,7 @@ def probe(settings: Settings, path: str, *, auth: tuple[str, str] | None = None,
     ctx = ssl.create_default_context(cafile=str(anchor_path(settings)))
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        raw = socket.create_connection((address, port), timeout=timeout)
+        raw = socket.create_connection(_connect_to(address, port), timeout=timeout)
     except OSError as exc:
         raise RegistryError(f"cannot connect to {url_host(address)}:{port}: {exc}") from None
     try:
@@ -111,8 +127,8 @@ class RegistryClient:
     def __init__(self, settings: Settings, password: str | None, *, user: str | None = None, timeout: float = 10):
         r = settings.registry
         self.name = r.host
-        address = connect_address(r.host, settings.registry_host.address)
-        self.base = f"https://{url_host(address)}:{r.port}"
+        address, port = _connect_to(connect_address(r.host, settings.registry_host.address), r.port)
+        self.base = f"https://{url_host(address)}:{port}"
         self.session = requests.Session()
         # passed on every request: a session default loses to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE in the env
         self.verify = str(anchor_path(settings))

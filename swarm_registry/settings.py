@@ -118,6 +118,9 @@ class Cert:
     alt_names: tuple[str, ...]
 
 
+FORWARD_REGISTRY = ("auto", "always", "never")  # auto: always when the registry node is behind a proxy jump
+
+
 @dataclass(frozen=True)
 class SSH:
     identity_file: Path
@@ -129,6 +132,7 @@ class SSH:
     config_file: Path | None = None  # an OpenSSH client config honoured (Host aliases, HostName, User, ...)
     proxy_jump: str = ""             # [user@]host[:port] of a bastion, like OpenSSH's ProxyJump
     agent: bool = False              # keys from ssh-agent (identity_file then optional)
+    forward_registry: str = "auto"   # the registry's API over SSH (like ssh -L): auto|always|never
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,13 @@ class Settings:
     @property
     def registry_host(self) -> Host:
         return self.hosts[self.registry.node]
+
+    @property
+    def forwards_registry(self) -> bool:
+        """The registry's API is reached over SSH (ssh.forward_registry; auto: the registry node is behind
+        a proxy jump, where this machine has no route of its own)."""
+        mode = self.ssh.forward_registry
+        return mode == "always" or (mode == "auto" and bool(self.registry_host.proxy_jump or self.ssh.proxy_jump))
 
     @property
     def manager(self) -> Host:
@@ -303,6 +314,7 @@ _SSH: dict[str, Check] = {
     "config_file": lambda x: _local_path(x) if x else None,
     "proxy_jump": lambda x: v.jump(x) if x else "",
     "agent": v.boolean,
+    "forward_registry": lambda x: v.one_of(x, FORWARD_REGISTRY),
 }
 _CREDENTIAL_HELPER: dict[str, Check] = {
     "source": lambda x: v.one_of(x, ("distro", "release")),

@@ -24,6 +24,14 @@ def rm(settings: Settings, out: Out, *, image: str, password: str, yes: bool = F
        confirm: Callable[[str], str] = input) -> int:
     repo, ref = op.parse_ref(image, settings.registry.endpoint)
     op.refuse_without_delete(settings)
+    from ..remote.executor import registry_api
+
+    with registry_api(settings):
+        return _rm(settings, out, repo, ref, password, yes, mode, confirm)
+
+
+def _rm(settings: Settings, out: Out, repo: str, ref: str, password: str, yes: bool, mode: str,
+        confirm: Callable[[str], str]) -> int:
     client = RegistryClient(settings, password, timeout=30)  # a delete is not urgent; a loaded registry is slow
     try:
         digest, size, _ = client.image_size(repo, ref)

@@ -123,9 +123,10 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
             return OK, f"{_role(f)}; {trust}; {login} ({endpoint})"
 
         ex.step("status", look)
-    registry = registry_status(settings, found.get(mgr), password)
-    running_version(registry, found.get(settings.registry.node), found.get(mgr))
-    registry["replicas"] = replicas(settings, registry)
+        # the registry's API while the connections are open (ssh.forward_registry goes over them)
+        registry = registry_status(settings, found.get(mgr), password)
+        running_version(registry, found.get(settings.registry.node), found.get(mgr))
+        registry["replicas"] = replicas(settings, registry)
     registry["storage_health"] = storage_health(settings, found.get(settings.registry.node), keys_problem)
     nodes = [node_status(settings, h, found.get(h), ex.run.failed_hosts().get(h), anchor_sha, registry)
              for h in hosts]

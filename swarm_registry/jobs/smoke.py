@@ -142,6 +142,13 @@ def api_checks(settings: Settings, password: str, repo: str, tag: str, digest: s
 
 def catalog(settings: Settings, out: Out, *, password: str, tags: bool = False) -> int:
     """Print every repository (and its tags with their sizes); raises RegistryError with one clear line."""
+    from ..remote.executor import registry_api
+
+    with registry_api(settings):
+        return _catalog(settings, out, password, tags)
+
+
+def _catalog(settings: Settings, out: Out, password: str, tags: bool) -> int:
     client = RegistryClient(settings, password)
     repos = client.catalog()
     found = []

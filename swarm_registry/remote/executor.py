@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Callable
 
-from .. import local_checks
+from .. import local_checks, registry_http
 from ..results import CHANGED, FAILED, OK, SKIPPED, Report, Run, StepResult
 from ..settings import Settings
 from ..errors import HostError
@@ -45,6 +46,10 @@ class Executor:
         }
         self.cancelled = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(settings.ssh.parallel, len(hosts))))
+        self._sudo_password = sudo_password
+        self._sessions_lock = threading.Lock()
+        if settings.forwards_registry:
+            registry_http.set_route(self.forward_registry)
 
     def say(self, line: str) -> None:
         with self._print_lock:
@@ -88,7 +93,24 @@ class Executor:
             self.say("interrupted: letting the commands already running finish, starting no new ones")
             raise
 
+    def forward_registry(self, address: str) -> int:
+        """registry_http's route while ssh.forward_registry is on: the registry node at `address` (any other
+        address, e.g. registry.host: registry.node) forwards its registry port over its SSH connection."""
+        s = self.settings
+        name = next((n for n in s.registry.nodes if s.hosts[n].address == address), s.registry.node)
+        with self._sessions_lock:
+            if name not in self.sessions:  # a registry node this run does not otherwise work on
+                self.sessions[name] = Session(s.hosts[name], s, sudo_password=self._sudo_password,
+                                              known_hosts=self.known_hosts)
+            session = self.sessions[name]
+        try:
+            return session.forward(s.registry.port)
+        except HostError as exc:
+            raise registry_http.RegistryError(f"the registry's port over SSH: {exc}") from None
+
     def close(self) -> None:
+        if self.settings.forwards_registry:
+            registry_http.set_route(None)
         self._pool.shutdown(wait=True, cancel_futures=True)
         for s in self.sessions.values():
             s.close()
@@ -98,6 +120,17 @@ class Executor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextmanager
+def registry_api(settings: Settings):
+    """For a job that only talks to the registry's API (catalog, images.rm): with ssh.forward_registry on,
+    its port goes over an SSH connection to the registry node for the job's duration."""
+    if not settings.forwards_registry:
+        yield
+        return
+    with Executor(settings, [], out=lambda line: None, progress=False):
+        yield
 
 
 __all__ = ["Executor", "Session", "HostError", "OK", "CHANGED", "FAILED", "SKIPPED"]

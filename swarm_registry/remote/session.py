@@ -23,7 +23,7 @@ from ..commands import SUDO_PROMPT, SUDO_READY, Command, as_run
 from ..errors import HostError, Output
 from ..results import CommandRun
 from ..settings import Host, Settings
-from . import hostkeys
+from . import forward, hostkeys
 from .hostkeys import HostKeyError, changed_key_message
 from ..validators import parse_jump
 
@@ -61,6 +61,8 @@ class Session:
         self.on_command = on_command
         self.journal: list[CommandRun] | None = None  # set by the executor: the commands of the current step
         self._conn: Connection | None = None
+        self._forwards: dict[int, forward.Forward] = {}
+        self._lock = threading.Lock()
 
     def _connection(self, address: str, user: str | None, port: int | None, gateway=None) -> Connection:
         ssh = self.settings.ssh
@@ -212,7 +214,22 @@ class Session:
                 raise HostError("sudo did not answer")
             select.select([chan], [], [], 0.2)
 
+    def forward(self, port: int) -> int:
+        """A port on 127.0.0.1 of this machine forwarded over this connection to `port` on the host itself
+        (like `ssh -L`), made on first use and kept for the run; the first checks that sshd allows it."""
+        with self._lock:
+            if port not in self._forwards:
+                self.connect()
+                transport = self._conn.client.get_transport()
+                dest = ("127.0.0.1", port)
+                forward.check_allowed(transport, dest, self.route())
+                self._forwards[port] = forward.Forward(transport, dest, self.host.name)
+            return self._forwards[port].port
+
     def close(self) -> None:
+        for f in self._forwards.values():
+            f.close()
+        self._forwards = {}
         if self._conn is not None:
             self._conn.close()
             self._conn = None

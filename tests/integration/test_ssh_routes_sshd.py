@@ -5,7 +5,9 @@ names, @cert-authority, @revoked, a last line without newline)."""
 import os
 import re
 import signal
+import socket
 import subprocess
+import threading
 
 import pytest
 import yaml
@@ -125,3 +127,51 @@ def test_accept_new_appends_on_a_line_of_its_own(hosts):
     assert len(lines) == 4 and all(len(line.split()) == 3 for line in lines), lines
     assert subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{h1.port}", "-f", str(hosts.known_hosts)],
                           capture_output=True).returncode == 0
+
+
+def _echo_server() -> tuple[socket.socket, int]:
+    """A TCP server on 127.0.0.1 that answers each connection with 'echo:' + what it read first."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"echo:" + conn.recv(100))
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def test_registry_port_forwarded_over_ssh(hosts):
+    """ssh.forward_registry: the registry's port is reached over the registry node's SSH connection (like
+    ssh -L) while a run lasts; sshd refusing TCP forwarding gives one line with the fix."""
+    from swarm_registry import registry_http, settings as S
+    from swarm_registry.remote.executor import Executor
+
+    server, port = _echo_server()
+    try:
+        settings = S.from_mapping(hosts.settings(ssh={"forward_registry": "always"}, registry={"port": port}))
+        assert settings.forwards_registry
+        with Executor(settings, [], out=lambda line: None) as ex:
+            local = ex.forward_registry(settings.registry.host)  # registry.host: the registry node
+            assert local != port
+            with socket.create_connection(("127.0.0.1", local), timeout=10) as c:
+                c.sendall(b"ping")
+                assert c.recv(100) == b"echo:ping"
+            assert ex.forward_registry(settings.registry_host.address) == local  # one forward per run
+        assert registry_http._route is None  # direct again once the run ends
+        node = hosts.hosts[0]
+        node.stop()
+        with open(node.dir / "sshd_config", "a") as fh:
+            fh.write("AllowTcpForwarding no\n")
+        node.start()
+        with Executor(settings, [], out=lambda line: None) as ex:
+            with pytest.raises(registry_http.RegistryError, match="sshd refuses to forward to 127.0.0.1:.*"
+                               r"AllowTcpForwarding yes\) or set ssh.forward_registry: never"):
+                ex.forward_registry(settings.registry.host)
+    finally:
+        server.close()

@@ -75,6 +75,7 @@ BAD = [
     (build(users=[]), "users", "at least 1"),
     (build(ssh={"parallel": 0}), "ssh.parallel", "1 to 256"),
     (build(ssh={"accept_new_host_keys": "no"}), "ssh.accept_new_host_keys", "true or false"),
+    (build(ssh={"forward_registry": True}), "ssh.forward_registry", "auto, always, never"),
     (build(credential_helper={"source": "release"}), "credential_helper.sha256", "sha256"),
     (build(credential_helper={"sha256": "xyz"}), "credential_helper.sha256", "64 hexadecimal"),
     ({"hosts": {}}, "hosts", "non-empty mapping"),
@@ -143,3 +144,18 @@ def test_registry_host_may_be_an_address(base_settings, host, endpoint, secret):
     cfg = s.from_mapping(base_settings)
     assert cfg.registry.endpoint == endpoint
     assert render.secret_names(cfg, b"c", b"k").cert.startswith(secret)
+
+
+@pytest.mark.parametrize("mode,jump,host_jump,forwards", [
+    ("auto", "", "", False),                  # a direct route: the registry's port is reached directly
+    ("auto", "bastion.lan", "", True),        # behind a bastion: over SSH
+    ("auto", "", "root@bastion.lan:2222", True),  # the registry node's own proxy_jump
+    ("always", "", "", True),
+    ("never", "bastion.lan", "", False),
+])
+def test_forward_registry_follows_the_registry_nodes_route(mode, jump, host_jump, forwards):
+    data = build(ssh={"forward_registry": mode, "proxy_jump": jump})
+    node = next(iter(data["hosts"]))
+    data["hosts"][node]["proxy_jump"] = host_jump
+    data["registry"] = {"node": node}
+    assert s.from_mapping(data).forwards_registry is forwards
