@@ -429,10 +429,11 @@ def migrate(c, check=False, password_stdin=False, json=False):
             "bastion": "reach the nodes only through a bastion container",
             "storage": "filesystem (default) or s3: the lab's own Ceph RADOS Gateway stores the images and "
                        "the registry runs as replicas",
-            "registry_nodes": "with --storage s3: the registry runs on node1..nodeN (default all nodes, at most 3)"})
+            "registry_nodes": "with --storage s3: the registry runs on node1..nodeN (default all nodes, at most 3)",
+            "ipv6": "a dual-stack lab network; SSH, the swarm and the registry name use the nodes' IPv6 addresses"})
 @cli.handles_errors
 def up(c, nodes=None, name="", managers=1, registry_node=1, user="root", sudo="none", bastion=False,
-       storage="filesystem", registry_nodes=None):
+       storage="filesystem", registry_nodes=None, ipv6=False):
     """[lab] Start a local lab: N containers with their own sshd and dockerd, forming a swarm; writes its settings file."""
     from devtools import lab
 
@@ -441,7 +442,7 @@ def up(c, nodes=None, name="", managers=1, registry_node=1, user="root", sudo="n
         replicas = cli.positive_int("--registry-nodes", registry_nodes) if registry_nodes is not None else None
         path = lab.up(nodes=count, out=cli.out, name=name,
                       managers=int(managers), registry_node=int(registry_node), user=user, sudo=sudo,
-                      bastion=bastion, storage=storage, registry_nodes=replicas)
+                      bastion=bastion, storage=storage, registry_nodes=replicas, ipv6=ipv6)
     except lab.LabError as exc:
         cli.err(f"error: {exc}")
         return 2

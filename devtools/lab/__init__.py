@@ -13,6 +13,7 @@ Named labs run beside the default one, in the shapes users have::
                   user="deploy", sudo="password", bastion=True)   # -> config/lab-shapes.yaml
     lab.down(name="shapes")
     lab.status(name="shapes")
+    lab.up(name="v6", ipv6=True)   # a dual-stack network; SSH, swarm and registry name over IPv6
 
 ``up`` on a running lab with another ``nodes`` grows it (new workers) or shrinks it (nodes
 leave the swarm and are removed). Names, subnets and files: see devtools/lab/settings.py.

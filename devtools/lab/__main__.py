@@ -1,6 +1,6 @@
 """python -m devtools.lab up [--name X] [--nodes N] [--managers M] [--registry-node K]
                           [--user U --sudo none|nopasswd|password] [--bastion]
-                          [--storage filesystem|s3 [--registry-nodes N]]
+                          [--storage filesystem|s3 [--registry-nodes N]] [--ipv6]
                        | down [--name X] [--purge] | status [--name X] [--json] | list"""
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
                            "the registry runs as replicas on node1..nodeN (default filesystem)")
     p_up.add_argument("--registry-nodes", type=int, default=None,
                       help="with --storage s3: the registry runs on node1..nodeN (default all nodes, at most 3)")
+    p_up.add_argument("--ipv6", action="store_true",
+                      help="a dual-stack network; SSH, the swarm and the registry name use the nodes' IPv6 "
+                           "addresses (filesystem storage only)")
     p_down = sub.add_parser("down", help="remove everything lab up made")
     p_down.add_argument("--name", default="", help=name_help)
     p_down.add_argument("--purge", action="store_true", help="also remove the lab images")
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "up":
             up(nodes=args.nodes, out=out, name=args.name, managers=args.managers,
                registry_node=args.registry_node, user=args.user, sudo=args.sudo, bastion=args.bastion,
-               storage=args.storage, registry_nodes=args.registry_nodes)
+               storage=args.storage, registry_nodes=args.registry_nodes, ipv6=args.ipv6)
         elif args.cmd == "down":
             down(purge=args.purge, out=out, name=args.name)
         elif args.cmd == "list":

@@ -6,11 +6,14 @@ in one of the shapes users have: several managers, the registry on any node, a n
 user with sudo (without or with a password), and a bastion that is the only way in over SSH.
 With storage="s3", the lab also runs its own Ceph RADOS Gateway (devtools.ceph) at .5 of its
 subnet and the registry runs as replicas on node1..nodeN over that S3 storage.
+With ipv6=True, the lab's network is dual-stack and SSH, the swarm and the registry name use the
+nodes' IPv6 addresses (see settings: the lab's /64 and its addresses).
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import os
 import re
 import secrets
@@ -112,6 +115,15 @@ if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
     /usr/sbin/sshd -t
     if [ -f /run/sshd.pid ]; then kill -HUP "$(cat /run/sshd.pid)"; fi
 fi
+# ... and this machine (the network's gateway) cannot reach the registry's port either: the product
+# reaches the registry's API through SSH there (ssh.forward_registry), as behind a real bastion
+gw=$(ip route | awk '/^default/ { print $3; exit }')
+rule="PREROUTING -s $gw -p tcp --dport REGISTRY_PORT -j DROP"
+if [ -n "$bastion_ip" ]; then
+    iptables -t raw -C $rule 2>/dev/null || iptables -t raw -I $rule
+else
+    while iptables -t raw -D $rule 2>/dev/null; do :; done
+fi
 
 # --- the registry name resolves to the registry node(s) -----------------------------------
 # (the addresses that carry the name are exactly reg_ips, in that order: else rewrite them)
@@ -126,7 +138,7 @@ fi
 cat /etc/ssh/ssh_host_ed25519_key.pub
 if [ -e /run/swarm-registry-lab.cgroup-ro ]; then echo CGROUP-RO; exit 0; fi
 docker info --format '{{.Swarm.LocalNodeState}}'
-""".replace("SSHD_BASTION_CONF", SSHD_BASTION_CONF)
+""".replace("SSHD_BASTION_CONF", SSHD_BASTION_CONF).replace("REGISTRY_PORT", str(S.REGISTRY_PORT))
 
 # The bastion: sshd only (PID 1 is docker's --init).
 BASTION_CMD = "mkdir -p /run/sshd && chmod 0755 /run/sshd && ssh-keygen -A >/dev/null && exec /usr/sbin/sshd -D -e"
@@ -165,6 +177,7 @@ class Shape:
     bastion: bool = False
     storage: str = "filesystem"
     registry_nodes: int = 1      # with storage s3: the registry runs on node1..node<registry_nodes>
+    ipv6: bool = False           # a dual-stack network; SSH, swarm and registry name over IPv6
 
     @property
     def registry_indices(self) -> list[int]:
@@ -312,6 +325,32 @@ def _container_ip(obj: dict, network: str = S.NETWORK) -> str | None:
     return ipam.get("IPv4Address") or net.get("IPAddress") or None
 
 
+def _container_ip6(obj: dict, network: str = S.NETWORK) -> str | None:
+    """The container's IPv6 address on the lab network (an ipv6 lab), or None."""
+    nets = (obj.get("NetworkSettings") or {}).get("Networks") or {}
+    net = nets.get(network) or {}
+    ipam = net.get("IPAMConfig") or {}
+    return ipam.get("IPv6Address") or net.get("GlobalIPv6Address") or None
+
+
+def _same_ip(a: str | None, b: str | None) -> bool:
+    """Two addresses are one (IPv6 has several spellings)."""
+    try:
+        return ipaddress.ip_address(a or "") == ipaddress.ip_address(b or "")
+    except ValueError:
+        return a == b
+
+
+def _ssh_name(addr: str, port: int = 22) -> str:
+    """An address as OpenSSH's known_hosts names it: plain for port 22, else [addr]:port."""
+    return addr if port == 22 else f"[{addr}]:{port}"
+
+
+def _host_port(addr: str, port: int) -> str:
+    """addr:port, with an IPv6 address in brackets (a swarm manager, a ProxyJump)."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
 def _ssh_banner(ip: str, timeout: float = 2.0) -> bool:
     try:
         with socket.create_connection((ip, 22), timeout=timeout) as s:
@@ -337,7 +376,7 @@ def _running(obj: dict | None) -> bool:
 
 def up(nodes: int | None = None, out: Out = print, *, name: str = "", managers: int = 1,
        registry_node: int = 1, user: str = "root", sudo: str = "none", bastion: bool = False,
-       storage: str = "filesystem", registry_nodes: int | None = None) -> Path:
+       storage: str = "filesystem", registry_nodes: int | None = None, ipv6: bool = False) -> Path:
     """Bring a lab up (idempotent) and return the path of its settings file.
 
     name="" is the default lab (config/lab.yaml); name="X" a separate lab (config/lab-X.yaml).
@@ -351,39 +390,47 @@ def up(nodes: int | None = None, out: Out = print, *, name: str = "", managers: 
     settings get registry.nodes (node1..node<registry_nodes>, default all nodes, at most 3) and
     storage.s3 (endpoint, region, bucket), the S3 keys go to state_dir (swarm_registry.s3creds,
     0600), and every node resolves the registry name to every registry node.
+    ipv6=True: the lab's network is dual-stack (its IPv4 /24 and a ULA /64, see settings.subnet6);
+    the settings, known_hosts, SSH probes, the swarm and the registry name (nodes and this
+    machine) use the nodes' IPv6 addresses. A lab keeps the IP versions it was made with.
     """
     t0 = time.monotonic()
     L = S.lab(name)
-    _check_shape_args(managers, registry_node, user, sudo, bastion)
+    _check_shape_args(managers, registry_node, user, sudo, bastion, ipv6)
     _check_storage_args(storage, registry_nodes, registry_node)
+    _check_ipv6_storage(storage, ipv6)
     with _lab_lock(L, out):
         require_engine()
         existing = _lab_containers(L)
-        net = L.subnet(_network_subnet(inspect("network", [L.network]).get(L.network))) if L.named else S.subnet()
+        net_obj = inspect("network", [L.network]).get(L.network)
+        net = L.subnet(_network_subnet(net_obj)) if L.named else S.subnet()
         nodes = _decide_node_count(nodes, existing, L)
         if storage == "s3":
             shape = Shape(nodes, managers, registry_node, user, sudo, bastion, storage,
                           min(nodes, MAX_REGISTRY_NODES) if registry_nodes is None else registry_nodes)
         else:
-            shape = Shape(nodes, managers, registry_node, user, sudo, bastion)
+            shape = Shape(nodes, managers, registry_node, user, sudo, bastion, ipv6=ipv6)
         shape = _check_shape(shape)
+        net6 = _lab_subnet6(L, net, net_obj, shape.ipv6)
         ips = {i: L.node_ip(i, net) for i in range(1, nodes + 1)}
-        reg_ips = [ips[i] for i in shape.registry_indices]
+        ips6 = {i: L.node_ip6(i, net6) for i in range(1, nodes + 1)} if net6 else None
+        addrs = ips6 or ips  # the nodes' addresses for SSH, the swarm and the registry name
+        reg_ips = [addrs[i] for i in shape.registry_indices]
         reg_ip = reg_ips[0]
-        bastion_ip = L.bastion_ip(net) if shape.bastion else None
+        bastion_ip = (L.bastion_ip6(net6) if net6 else L.bastion_ip(net)) if shape.bastion else None
 
         node_tag, registry_tag = _ensure_images(out)
         ceph_tag = _ensure_ceph_image(out) if shape.storage == "s3" else None
-        _ensure_network(net, out, L)
+        _ensure_network(net, out, L, net6)
         if ceph_tag:
             from devtools import ceph  # started first: its bootstrap runs while the nodes come up
             ceph_ip = ceph.start(L, net, ceph_tag, out)
         pubkey = _ensure_key(out, L)
         present = _node_containers(L, existing)
         extra = sorted(i for i in present if i > nodes)
-        _ensure_containers(nodes, ips, node_tag, existing, out, L, reg_ip)
-        _ensure_bastion(L, net, shape, node_tag, existing, out)
-        host_keys, states = _wait_nodes(nodes, ips, pubkey, out, L, shape, " ".join(reg_ips), bastion_ip)
+        _ensure_containers(nodes, ips, node_tag, existing, out, L, reg_ip, ips6)
+        _ensure_bastion(L, net, shape, node_tag, existing, out, net6)
+        host_keys, states = _wait_nodes(nodes, addrs, pubkey, out, L, shape, " ".join(reg_ips), bastion_ip)
         if shape.user != "root" and shape.sudo == "password":
             _ensure_sudo_password(L, nodes, shape.user, out)
         elif L.sudo_password_file.exists():
@@ -391,8 +438,8 @@ def up(nodes: int | None = None, out: Out = print, *, name: str = "", managers: 
         bastion_key = _wait_bastion(L, bastion_ip, pubkey, shape.user, out) if bastion_ip else None
         if extra:
             _remove_nodes(L, extra, existing, out)
-        _write_known_hosts(ips, host_keys, out, L, (bastion_ip, bastion_key) if bastion_ip else None)
-        _ensure_swarm(nodes, ips, states, out, L, shape.managers)
+        _write_known_hosts(addrs, host_keys, out, L, (bastion_ip, bastion_key) if bastion_ip else None)
+        _ensure_swarm(nodes, addrs, states, out, L, shape.managers)
         for i in shape.registry_indices:
             _ensure_registry_image_on_node(registry_tag, out, L, i)
         if hosts_file.ensure(reg_ip if len(reg_ips) == 1 else reg_ips, L.registry_host, tag=L.hosts_tag):
@@ -405,7 +452,7 @@ def up(nodes: int | None = None, out: Out = print, *, name: str = "", managers: 
             if s3creds.store(L.state_dir, info.access_key, info.secret_key):  # 0600; never an argv
                 out(f"[lab] stored the S3 keys of {info.container} in {L.state_dir}/{s3creds.FILE} (0600)")
             s3_endpoint = info.endpoint
-        path = _write_config(ips, out, L, shape, bastion_ip, s3_endpoint)
+        path = _write_config(addrs, out, L, shape, bastion_ip, s3_endpoint)
     title = "lab" if not L.named else f"lab {L.name}"
     storage_note = f", S3 at {s3_endpoint}" if s3_endpoint else ""
     out(f"[lab] {title} is up: {nodes} node(s), registry host {L.registry_host} -> {', '.join(reg_ips)}"
@@ -413,7 +460,7 @@ def up(nodes: int | None = None, out: Out = print, *, name: str = "", managers: 
     return path
 
 
-def _check_shape_args(managers, registry_node, user, sudo, bastion) -> None:
+def _check_shape_args(managers, registry_node, user, sudo, bastion, ipv6=False) -> None:
     for key, value in (("managers", managers), ("registry_node", registry_node)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise LabError(f"{key} must be a positive integer, got {value!r}")
@@ -425,6 +472,8 @@ def _check_shape_args(managers, registry_node, user, sudo, bastion) -> None:
         raise LabError(f"sudo={sudo!r} needs a user other than root (e.g. user='deploy')")
     if not isinstance(bastion, bool):
         raise LabError(f"bastion must be True or False, got {bastion!r}")
+    if not isinstance(ipv6, bool):
+        raise LabError(f"ipv6 must be True or False, got {ipv6!r}")
 
 
 def _check_storage_args(storage, registry_nodes, registry_node) -> None:
@@ -453,11 +502,48 @@ def _check_shape(shape: Shape) -> Shape:
     return shape
 
 
+def _check_ipv6_storage(storage, ipv6) -> None:
+    if ipv6 and storage != "filesystem":
+        raise LabError(f"ipv6=True works with storage='filesystem' only, got storage={storage!r} "
+                       f"(the S3 endpoint of the lab's Ceph gateway is an IPv4 address): drop one of them")
+
+
+def _network_subnets(obj: dict | None, version: int) -> list[str]:
+    """The network's subnets of one IP version (4 or 6)."""
+    found = []
+    for cfg in ((obj or {}).get("IPAM") or {}).get("Config") or []:
+        try:
+            if ipaddress.ip_network(cfg.get("Subnet") or "", strict=False).version == version:
+                found.append(cfg["Subnet"])
+        except ValueError:
+            pass
+    return found
+
+
 def _network_subnet(obj: dict | None) -> str | None:
-    if not obj:
+    """The network's IPv4 subnet, or None."""
+    found = _network_subnets(obj, 4)
+    return found[0] if found else None
+
+
+def _network_subnet6(obj: dict | None) -> str | None:
+    """The network's IPv6 subnet (a dual-stack lab network), or None."""
+    found = _network_subnets(obj, 6)
+    return found[0] if found else None
+
+
+def _lab_subnet6(L: S.Lab, net, obj: dict | None, ipv6: bool):
+    """The lab's IPv6 /64 (the existing network's, else derived from `net`), None for an IPv4 lab.
+    A lab keeps the IP versions its network was made with."""
+    have = _network_subnet6(obj)
+    if obj and bool(have) != ipv6:
+        made = f"dual-stack ({have})" if have else "IPv4 only"
+        fix = "pass --ipv6 (ipv6=True)" if have else "leave out --ipv6 (ipv6=False)"
+        raise LabError(f"network {L.network} is {made}, not {'IPv4 only' if have else 'dual-stack'} as "
+                       f"ipv6={ipv6} asks: {fix}, or run `{L.cli_hint}` first")
+    if not ipv6:
         return None
-    cfg = (obj.get("IPAM") or {}).get("Config") or []
-    return cfg[0].get("Subnet") if cfg else None
+    return S.subnet6(net, have)
 
 
 def _recorded_nodes(L: S.Lab) -> int | None:
@@ -497,24 +583,28 @@ def _decide_node_count(nodes: int | None, existing: dict[str, dict], L: S.Lab = 
     return nodes
 
 
-def _ensure_network(net, out: Out, L: S.Lab = S.DEFAULT_LAB) -> None:
+def _ensure_network(net, out: Out, L: S.Lab = S.DEFAULT_LAB, net6=None) -> None:
+    """The lab's bridge network on `net` (and, for an ipv6 lab, also on the /64 `net6`)."""
     obj = inspect("network", [L.network]).get(L.network)
     if obj:
         subnets = [c.get("Subnet") for c in ((obj.get("IPAM") or {}).get("Config") or [])]
-        if str(net) not in subnets:
-            raise LabError(f"network {L.network} exists with subnet {', '.join(map(str, subnets)) or '?'}, "
-                           f"not {net}: run `{L.cli_hint}` first")
+        for want in (net, net6):
+            if want is not None and str(want) not in subnets:
+                raise LabError(f"network {L.network} exists with subnet {', '.join(map(str, subnets)) or '?'}, "
+                               f"not {want}: run `{L.cli_hint}` first")
         return
-    proc = docker("network", "create", "--driver", "bridge", "--subnet", str(net),
+    v6 = ["--ipv6", "--subnet", str(net6)] if net6 is not None else []
+    proc = docker("network", "create", "--driver", "bridge", "--subnet", str(net), *v6,
                   "--label", f"{S.LABEL}={L.label_value}", L.network, check=False)
     if proc.returncode != 0:
-        raise LabError(f"cannot create network {L.network} with subnet {net}: {proc.stderr.strip()} "
-                       f"(set {L.subnet_env} to a free /24)")
-    out(f"[lab] created network {L.network} ({net})")
+        raise LabError(f"cannot create network {L.network} with subnet {net}{f' and {net6}' if v6 else ''}: "
+                       f"{proc.stderr.strip()} (set {L.subnet_env} to a free /24)")
+    out(f"[lab] created network {L.network} ({net}{f', {net6}' if v6 else ''})")
 
 
 def _ensure_containers(nodes: int, ips: dict[int, str], node_tag: str, existing: dict[str, dict], out: Out,
-                       L: S.Lab = S.DEFAULT_LAB, registry_ip: str | None = None) -> None:
+                       L: S.Lab = S.DEFAULT_LAB, registry_ip: str | None = None,
+                       ips6: dict[int, str] | None = None) -> None:
     to_start, to_create = [], []
     for i in range(1, nodes + 1):
         name = L.container_name(i)
@@ -525,6 +615,10 @@ def _ensure_containers(nodes: int, ips: dict[int, str], node_tag: str, existing:
         ip = _container_ip(obj, L.network)
         if ip and ip != ips[i]:
             raise LabError(f"{name} has address {ip}, expected {ips[i]}: run `{L.cli_hint}` first")
+        ip6 = _container_ip6(obj, L.network)
+        if ips6 and not _same_ip(ip6, ips6[i]):
+            raise LabError(f"{name} has IPv6 address {ip6 or '(none)'}, expected {ips6[i]}: "
+                           f"run `{L.cli_hint}` first")
         if (obj.get("Config") or {}).get("Image") != node_tag:
             out(f"[lab] note: {name} runs an older node image; `lab down` then `lab up` rebuilds it")
         if not _running(obj):
@@ -534,13 +628,13 @@ def _ensure_containers(nodes: int, ips: dict[int, str], node_tag: str, existing:
     label = ", ".join(S.hostname(i) for i in to_create + to_start)
     with Step(out, f"starting node container(s) {label}"):
         for i in to_create:
-            _create_node(i, nodes, ips, node_tag, L, registry_ip or ips[1])
+            _create_node(i, nodes, ips, node_tag, L, registry_ip or ips[1], ips6[i] if ips6 else None)
         if to_start:
             docker("start", *[L.container_name(i) for i in to_start], what="docker start (lab nodes)")
 
 
 def _create_node(i: int, nodes: int, ips: dict[int, str], node_tag: str, L: S.Lab = S.DEFAULT_LAB,
-                 registry_ip: str | None = None) -> None:
+                 registry_ip: str | None = None, ip6: str | None = None) -> None:
     vol = L.volume_name(i)
     if not inspect("volume", [vol]):
         docker("volume", "create", "--label", f"{S.LABEL}={L.label_value}", "--label", f"{S.LABEL_NODE}={i}",
@@ -550,6 +644,7 @@ def _create_node(i: int, nodes: int, ips: dict[int, str], node_tag: str, L: S.La
         "--name", L.container_name(i),
         "--hostname", S.hostname(i),
         "--network", L.network, "--ip", ips[i],
+        *(["--ip6", ip6] if ip6 else []),
         "--add-host", f"{L.registry_host}:{registry_ip or ips[1]}",
         "-v", f"{vol}:/var/lib/docker",
         "--tmpfs", "/run:rw,exec,nosuid,mode=755",
@@ -564,7 +659,8 @@ def _create_node(i: int, nodes: int, ips: dict[int, str], node_tag: str, L: S.La
     )
 
 
-def _ensure_bastion(L: S.Lab, net, shape: Shape, node_tag: str, existing: dict[str, dict], out: Out) -> None:
+def _ensure_bastion(L: S.Lab, net, shape: Shape, node_tag: str, existing: dict[str, dict], out: Out,
+                    net6=None) -> None:
     obj = existing.get(L.bastion_name)
     if not shape.bastion:
         if obj is not None:
@@ -572,19 +668,25 @@ def _ensure_bastion(L: S.Lab, net, shape: Shape, node_tag: str, existing: dict[s
             out(f"[lab] removed the bastion {L.bastion_name}")
         return
     ip = L.bastion_ip(net)
+    ip6 = L.bastion_ip6(net6) if net6 is not None else None
     if obj is not None:
         have = _container_ip(obj, L.network)
         if have and have != ip:
             raise LabError(f"{L.bastion_name} has address {have}, expected {ip}: run `{L.cli_hint}` first")
+        have6 = _container_ip6(obj, L.network)
+        if ip6 and not _same_ip(have6, ip6):
+            raise LabError(f"{L.bastion_name} has IPv6 address {have6 or '(none)'}, expected {ip6}: "
+                           f"run `{L.cli_hint}` first")
         if not _running(obj):
             docker("start", L.bastion_name, what=f"docker start {L.bastion_name}")
         return
-    with Step(out, f"starting the bastion {L.bastion_name} ({ip})"):
+    with Step(out, f"starting the bastion {L.bastion_name} ({ip}{f', {ip6}' if ip6 else ''})"):
         docker(
             "run", "-d",
             "--name", L.bastion_name,
             "--hostname", "bastion",
             "--network", L.network, "--ip", ip,
+            *(["--ip6", ip6] if ip6 else []),
             "--tmpfs", "/run:rw,exec,nosuid,mode=755",
             "--restart", "no",
             "--init",
@@ -705,10 +807,10 @@ def _write_known_hosts(ips: dict[int, str], host_keys: dict[int, str], out: Out,
     lines = []
     for i in sorted(ips):
         parts = host_keys[i].split()
-        lines.append(f"{ips[i]} {parts[0]} {parts[1]}")
+        lines.append(f"{_ssh_name(ips[i])} {parts[0]} {parts[1]}")
     if bastion:
         parts = bastion[1].split()
-        lines.append(f"{bastion[0]} {parts[0]} {parts[1]}")
+        lines.append(f"{_ssh_name(bastion[0])} {parts[0]} {parts[1]}")
     if _write_if_changed(L.known_hosts, "".join(ln + "\n" for ln in lines), 0o600):
         out(f"[lab] wrote {L.known_hosts}")
 
@@ -787,8 +889,10 @@ def _ensure_swarm(nodes: int, ips: dict[int, str], states: dict[int, str], out: 
                                          what="docker swarm join-token on node1").stdout.strip()
             if states.get(i) == "pending":
                 node_exec(L.container_name(i), "docker", "swarm", "leave", "--force", check=False)
-            node_exec(L.container_name(i), "docker", "swarm", "join", "--token", tokens[role], f"{ips[1]}:2377",
-                      what=f"docker swarm join on {S.hostname(i)}", timeout=180)
+            # an IPv6 node names its address (dockerd would advertise its IPv4 one)
+            advertise = ["--advertise-addr", ips[i]] if ":" in ips[i] else []
+            node_exec(L.container_name(i), "docker", "swarm", "join", *advertise, "--token", tokens[role],
+                      _host_port(ips[1], 2377), what=f"docker swarm join on {S.hostname(i)}", timeout=180)
             out(f"[lab] {S.hostname(i)} joined the swarm" + (" as a manager" if role == "manager" else ""))
         want = {S.hostname(i) for i in range(1, nodes + 1)}
         poll(lambda: want <= ready_hosts(), timeout=SWARM_READY_TIMEOUT, interval=1,
@@ -893,7 +997,7 @@ def lab_settings(ips: dict[int, str], L: S.Lab = S.DEFAULT_LAB, shape: Shape | N
     if shape.user != "root" and shape.sudo != "none":
         ssh["sudo"] = True
     if bastion_ip:
-        ssh["proxy_jump"] = f"root@{bastion_ip}:22"
+        ssh["proxy_jump"] = f"root@{_host_port(bastion_ip, 22)}"
     registry: dict = {"host": L.registry_host, "port": S.REGISTRY_PORT}
     if shape.storage == "s3":
         registry["nodes"] = [S.hostname(i) for i in shape.registry_indices]
@@ -1037,7 +1141,7 @@ def status(out: Out = print, *, name: str = "") -> dict:
     info: dict = {
         "engine": False,
         "images": {},
-        "network": {"name": L.network, "exists": False, "subnet": None},
+        "network": {"name": L.network, "exists": False, "subnet": None, "subnet6": None},
         "nodes": {},
         "hosts_line": hosts_file.current(tag=L.hosts_tag),
         "config": str(L.config_file) if L.config_file.exists() else None,
@@ -1060,8 +1164,7 @@ def status(out: Out = print, *, name: str = "") -> dict:
                                      if t not in (images.node_image_tag(), S.REGISTRY_IMAGE))
     net = inspect("network", [L.network]).get(L.network)
     if net:
-        cfg = (net.get("IPAM") or {}).get("Config") or []
-        info["network"].update(exists=True, subnet=cfg[0].get("Subnet") if cfg else None)
+        info["network"].update(exists=True, subnet=_network_subnet(net), subnet6=_network_subnet6(net))
     containers = _lab_containers(L)
     present = _node_containers(L, containers)
     count = _recorded_nodes(L) if present else None
@@ -1077,10 +1180,12 @@ def status(out: Out = print, *, name: str = "") -> dict:
     for i in range(1, top + 1):
         cname = L.container_name(i)
         obj = containers.get(cname)
-        node = {"container": cname, "exists": obj is not None, "running": False, "ip": None, "swarm": None}
+        node = {"container": cname, "exists": obj is not None, "running": False, "ip": None, "ip6": None,
+                "swarm": None}
         if obj:
             node["running"] = _running(obj)
             node["ip"] = _container_ip(obj, L.network)
+            node["ip6"] = _container_ip6(obj, L.network)
             if node["running"]:
                 node["swarm"] = _swarm_state(i, L) or None
         info["nodes"][S.hostname(i)] = node
@@ -1099,12 +1204,14 @@ def status(out: Out = print, *, name: str = "") -> dict:
     imgs = ", ".join(f"{v['tag']} ({'present' if v['present'] else 'absent'})"
                      for k, v in info["images"].items() if k != "other")
     out(f"[lab] images: {imgs}")
-    out(f"[lab] network {L.network}: " + (info["network"]["subnet"] if net else "absent"))
+    out(f"[lab] network {L.network}: " + (", ".join(filter(None, (info["network"]["subnet"],
+                                                               info["network"]["subnet6"]))) if net else "absent"))
     if not info["nodes"]:
         out("[lab] nodes: none")
     for host, n in info["nodes"].items():
         state = "running" if n["running"] else ("stopped" if n["exists"] else "missing")
-        out(f"[lab] {host}: {n['container']} {state} ip={n['ip'] or '-'} swarm={n['swarm'] or '-'}")
+        ip6 = f" ip6={n['ip6']}" if n["ip6"] else ""
+        out(f"[lab] {host}: {n['container']} {state} ip={n['ip'] or '-'}{ip6} swarm={n['swarm'] or '-'}")
     if info.get("bastion"):
         b = info["bastion"]
         out(f"[lab] bastion: {b['container']} {'running' if b['running'] else 'stopped'} ip={b['ip'] or '-'}")

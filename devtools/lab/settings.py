@@ -104,6 +104,10 @@ def node_ip(i: int, net: ipaddress.IPv4Network | None = None) -> str:
 #   registry    registry.X.swarm-lab.test (control machine: /etc/hosts line tagged
 #               "# swarm-registry-lab:X"; nodes: their own /etc/hosts)
 # Addresses: node i is .(10+i), the bastion .6 (.5 is the Ceph container of the default lab).
+# An ipv6 lab (default or named) is dual-stack: its network also has the ULA /64
+# fd00:5352:6c61:<third octet of its IPv4 subnet, written out>::/64 (an existing network's is
+# kept), node i is ::(10+i) in hex arithmetic (node1 ::11), the bastion ::6; SSH, the swarm and the
+# registry name use those IPv6 addresses.
 
 NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,14}[a-z0-9])?$")
 RESERVED_PREFIXES = ("node", "ceph", "state", "bastion")
@@ -113,6 +117,8 @@ BASTION_OFFSET = 6
 NAMED_SUBNET_BASE = "172.31.0.0/16"      # named labs take a /24 of it, never .0 nor .250-.255
 NAMED_SLOTS = range(1, 250)
 ROLE_NODE = "node"
+ULA_PREFIX = "fd00:5352:6c61"            # ipv6 labs: their /64 is ULA_PREFIX:<third octet>::/64
+NODE6_OFFSET = 0x10                      # ipv6 labs: node i at ::(10+i), like IPv4's .(10+i)
 
 
 def check_name(name: str) -> str:
@@ -279,6 +285,21 @@ class Lab:
 
     def bastion_ip(self, net: ipaddress.IPv4Network) -> str:
         return str(net.network_address + BASTION_OFFSET)
+
+    def node_ip6(self, i: int, net6: ipaddress.IPv6Network) -> str:
+        """node<i>'s address in an ipv6 lab's /64: ::(10+i) (node1 ::11)."""
+        return str(net6.network_address + NODE6_OFFSET + i)
+
+    def bastion_ip6(self, net6: ipaddress.IPv6Network) -> str:
+        return str(net6.network_address + BASTION_OFFSET)
+
+
+def subnet6(net: ipaddress.IPv4Network, existing: str | None = None) -> ipaddress.IPv6Network:
+    """The IPv6 /64 of an ipv6 lab on IPv4 subnet `net`: the existing network's, else
+    fd00:5352:6c61:<third octet of net, written out>::/64 (172.31.117.0/24 -> fd00:5352:6c61:117::/64)."""
+    if existing:
+        return ipaddress.IPv6Network(existing, strict=False)
+    return ipaddress.IPv6Network(f"{ULA_PREFIX}:{net.network_address.packed[2]}::/64")
 
 
 DEFAULT_LAB = Lab("")

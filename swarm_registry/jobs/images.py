@@ -32,8 +32,8 @@ def rm(settings: Settings, out: Out, *, image: str, password: str, yes: bool = F
 
 def _rm(settings: Settings, out: Out, repo: str, ref: str, password: str, yes: bool, mode: str,
         confirm: Callable[[str], str]) -> int:
-    client = RegistryClient(settings, password, timeout=30)  # a delete is not urgent; a loaded registry is slow
     try:
+        client = RegistryClient(settings, password, timeout=30)  # a delete is not urgent; a loaded registry is slow
         digest, size, _ = client.image_size(repo, ref)
         tag_digests = {t: client.manifest_digest(repo, t) for t in client.tags(repo)}
     except RegistryError as exc:

@@ -387,3 +387,32 @@ def test_report_times(shapes_lab):
     """Not a check: the measured times, shown with -s or -rA."""
     for what, secs in TIMES.items():
         print(f"{what}: {secs:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------
+# the ipv6 shape's wiring (no lab: test_shapes_lab.py runs the product on a v6 lab)
+
+
+def test_v6_wiring_gives_settings_the_product_takes(tmp_path):
+    """An ipv6 lab's /64 comes from its IPv4 /24 (an existing network's is kept), node i is ::(10+i)
+    and the bastion ::6; known_hosts names follow OpenSSH; its settings (with a bastion, so the
+    ProxyJump form too) load as they are in the product."""
+    from devtools.lab import cluster
+    from swarm_registry import settings as product
+
+    V6 = S.Lab("v6")
+    net = ipaddress.IPv4Network("172.31.197.0/24")
+    net6 = S.subnet6(net)
+    assert net6 == ipaddress.IPv6Network("fd00:5352:6c61:197::/64")
+    assert S.subnet6(net, "fd00:1:2:3::/64") == ipaddress.IPv6Network("fd00:1:2:3::/64")
+    ips = {i: V6.node_ip6(i, net6) for i in (1, 2, 3)}
+    assert ips == {1: "fd00:5352:6c61:197::11", 2: "fd00:5352:6c61:197::12", 3: "fd00:5352:6c61:197::13"}
+    bastion = V6.bastion_ip6(net6)
+    assert bastion == "fd00:5352:6c61:197::6"
+    assert cluster._ssh_name(ips[1]) == ips[1] and cluster._ssh_name(ips[1], 2222) == f"[{ips[1]}]:2222"
+    data = cluster.lab_settings(ips, V6, cluster.Shape(3, bastion=True, ipv6=True), bastion_ip=bastion)
+    assert data["ssh"]["proxy_jump"] == f"root@[{bastion}]:22"
+    data["state_dir"] = str(tmp_path / "state")
+    loaded = product.from_mapping(data, source="lab-v6.yaml")
+    assert {h.address for h in loaded.hosts.values()} == set(ips.values())
+    assert loaded.registry.host == V6.registry_host  # a name: docker takes no IPv6 literal as a registry

@@ -2,13 +2,17 @@
 
 - `nopw`: a non-root `deploy` user with NOPASSWD sudo;
 - `pw`: a `deploy` user whose sudo asks for a password, reachable only through a bastion;
-- `mgrs`: 3 managers and the registry on a worker; the first manager is stopped during setup.
+- `mgrs`: 3 managers and the registry on a worker; the first manager is stopped during setup;
+- `v6`: an IPv6 swarm: SSH, the swarm and the registry name use the nodes' IPv6 addresses.
 
 In each: setup, smoke-test and login verification pass; a re-run changes nothing with one command
 per host; and neither the sudo password nor the registry password is found on any node (files
 under /root, /home, /tmp, /etc, /var/log; process lists sampled during the runs; the content of
 every swarm secret, read inside the registry's task) nor in any output."""
+import ipaddress
+import json
 import secrets
+import socket
 import subprocess
 import threading
 
@@ -24,6 +28,7 @@ SHAPES = {
     "nopw": dict(nodes=3, user="deploy", sudo="nopasswd"),
     "pw": dict(nodes=3, user="deploy", sudo="password", bastion=True),
     "mgrs": dict(nodes=4, managers=3, registry_node=4),
+    "v6": dict(nodes=3, ipv6=True),
 }
 
 
@@ -147,7 +152,8 @@ def test_setup_smoke_login_rerun_and_no_secret_anywhere(shape):
 
 def test_what_each_shape_adds(shape, tmp_path):
     """sudo shapes: root holds the credential (the account model); password sudo: a wrong sudo password
-    gives one line per host and changes nothing; bastion: no direct route to a node."""
+    gives one line per host and changes nothing; bastion: no direct route to a node; v6: the
+    product's SSH, the swarm and the registry all ran over IPv6."""
     if shape.options.get("user") == "deploy":
         listed = shape.exec(2, "sh", "-c", "HOME=/root docker-credential-pass list")
         assert listed.returncode == 0 and "swarm-lab.test" in listed.stdout, listed.stdout + listed.stderr
@@ -168,6 +174,7 @@ def test_what_each_shape_adds(shape, tmp_path):
         direct.write_text(yaml.safe_dump(data))
         r = shape.inv("trust-cert", config=direct)
         assert r.returncode == 1 and r.stdout.count("FAILED node") == len(shape.nodes), r.stdout
+        assert_registry_api_goes_over_ssh(shape, tmp_path)
     if shape.name == "mgrs":
         status = shape.inv("status")
         assert status.returncode == 0 and "running on the labelled node" in status.stdout, status.stdout
@@ -176,3 +183,68 @@ def test_what_each_shape_adds(shape, tmp_path):
         assert shape.exec(4, "sh", "-c", "docker ps -q --filter label=com.docker.swarm.service.name=onsen-registry_registry"
                           ).stdout.strip() == ""
         assert shape.inv("setup").returncode == 0
+        renew = shape.inv("renew-cert")  # a new certificate, rolled out on the worker and checked over TLS
+        assert renew.returncode == 0 and list(statuses(renew.stdout, "deploy").values()) == ["changed"], renew.stdout
+        assert "running on node4; /v2/ 401 without credentials over verified TLS" in renew.stdout, renew.stdout
+        with_alice = tmp_path / "alice.yaml"
+        data = yaml.safe_load(shape.config.read_text())
+        data["users"] = ["lenain", "alice"]
+        with_alice.write_text(yaml.safe_dump(data))
+        add = run("inv", "users.add", "alice", "--apply", config=with_alice, env={"REGISTRY_PASSWORD": "alice-pw-1"})
+        assert add.returncode == 0, add.stdout + add.stderr
+        pulled = shape.exec(3, "sh", "-c", f"echo alice-pw-1 | docker login -u alice --password-stdin "
+                                           f"{shape.lab.registry_host}:5000")
+        assert pulled.returncode == 0, pulled.stdout + pulled.stderr  # the new user's htpasswd is on node4
+        shape.exec(3, "docker", "logout", f"{shape.lab.registry_host}:5000")
+        assert shape.inv("setup").returncode == 0  # the lenain login on node3 back in place
+    if shape.options.get("ipv6"):
+        assert_runs_over_ipv6(shape)
+
+
+def assert_registry_api_goes_over_ssh(shape, tmp_path):
+    """Behind the bastion this machine has no route to the registry's port (the lab drops it); the
+    product's API calls went over SSH (setup, smoke-test and status passed above; catalog here), and with
+    ssh.forward_registry: never they cannot reach it."""
+    data = yaml.safe_load(shape.config.read_text())
+    node1 = data["hosts"]["node1"]["address"]
+    with pytest.raises(OSError):
+        socket.create_connection((node1, 5000), timeout=3).close()
+    inside = subprocess.run(["docker", "exec", shape.lab.bastion_name, "curl", "-sk", "-o", "/dev/null", "-w",
+                             "%{http_code}", f"https://{node1}:5000/v2/"], capture_output=True, text=True)
+    assert inside.stdout == "401", inside.stdout + inside.stderr  # the port answers inside the lab
+    listed = shape.inv("catalog")
+    assert listed.returncode == 0 and "swarm-registry-smoke" in listed.stdout, listed.stdout + listed.stderr
+    data["ssh"]["forward_registry"] = "never"
+    never = tmp_path / "never.yaml"
+    never.write_text(yaml.safe_dump(data))
+    refused = shape.inv("catalog", config=never)
+    assert refused.returncode == 1 and "unreachable" in refused.stderr, refused.stdout + refused.stderr
+
+
+def assert_runs_over_ipv6(shape):
+    """The inventory, known_hosts, the swarm, the registry name (nodes and here) and the registry's
+    published port are IPv6, and every SSH session the product opened came over IPv6."""
+    net = json.loads(subprocess.run(["docker", "network", "inspect", shape.lab.network], capture_output=True,
+                                    text=True, check=True).stdout)[0]
+    net6 = [ipaddress.ip_network(c["Subnet"]) for c in net["IPAM"]["Config"] if ":" in c["Subnet"]]
+    assert net["EnableIPv6"] and len(net6) == 1, net["IPAM"]
+    addrs = {h: v["address"] for h, v in yaml.safe_load(shape.config.read_text())["hosts"].items()}
+    assert all(ipaddress.ip_address(a) in net6[0] for a in addrs.values()), addrs
+    assert {ln.split()[0] for ln in shape.lab.known_hosts.read_text().splitlines()} == set(addrs.values())
+    for host, addr in addrs.items():
+        seen = shape.exec(1, "docker", "node", "inspect", "-f", "{{.Status.Addr}}", host).stdout.strip()
+        assert seen == addr, f"{host} is in the swarm as {seen}"
+    manager = shape.exec(1, "docker", "node", "inspect", "-f", "{{.ManagerStatus.Addr}}", "node1").stdout.strip()
+    assert manager == f"[{addrs['node1']}]:2377"
+    reg, name = addrs["node1"], shape.lab.registry_host
+    assert {a[4][0] for a in socket.getaddrinfo(name, 5000, proto=socket.IPPROTO_TCP)} == {reg}
+    for i in shape.nodes:
+        assert {ln.split()[0] for ln in shape.exec(i, "getent", "ahosts", name).stdout.splitlines()} == {reg}
+    # the host-mode published port answers another node over IPv6, TLS verified by name
+    curl = shape.exec(2, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{remote_ip}", "--cacert",
+                      f"/etc/docker/certs.d/{name}:5000/ca.crt", f"https://{name}:5000/v2/")
+    assert curl.stdout == f"401 {reg}", curl.stdout + curl.stderr
+    for i in shape.nodes:
+        log = shape.exec(i, "cat", "/var/log/sshd.log").stdout
+        peers = {ln.split(" from ")[1].split()[0] for ln in log.splitlines() if "Accepted publickey" in ln}
+        assert peers and all(ipaddress.ip_address(p) in net6[0] for p in peers), f"node{i}: {peers}"
