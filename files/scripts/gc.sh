@@ -4,7 +4,8 @@
 # With storage s3 ($storage), the collection runs in this node's read-only registry task itself (its config
 # secret holds the S3 keys; no one-off container, no key on disk) and prints no byte counts.
 # Prints: before=BYTES after=BYTES (du -sb data_dir), marked=N blobs=N manifests=N (eligible for
-# deletion), eligible_bytes=N (size of the eligible blobs, measured before a --dry-run), rc=RC.
+# deletion), eligible_bytes=N (size of the eligible blobs, measured before a --dry-run), empty=1 (no
+# repository yet: nothing to collect), rc=RC.
 set -u
 if [ "$dry_run" != 1 ]; then
   tasks=$(docker ps -q --filter "label=com.docker.swarm.service.name=$service")
@@ -32,6 +33,13 @@ else
     garbage-collect "$@" /etc/docker/registry/config.yml >"$log" 2>&1
 fi
 rc=$?
+# a registry nothing was ever pushed to has no repositories/ yet: garbage-collect fails to mark there,
+# but there is nothing to collect
+if [ "$rc" != 0 ] && grep -q 'Path not found: /docker/registry/v2/repositories' "$log"; then
+  printf '0 blobs marked, 0 blobs and 0 manifests eligible for deletion\n' > "$log"
+  echo "empty=1"
+  rc=0
+fi
 [ "$storage" = s3 ] || echo "after=$(du -sb "$data_dir" | cut -f1)"
 sed -n 's/^\([0-9]*\) blobs marked, \([0-9]*\) blobs and \([0-9]*\) manifests eligible for deletion.*/marked=\1\nblobs=\2\nmanifests=\3/p' "$log"
 if [ "$dry_run" = 1 ] && [ "$storage" != s3 ]; then

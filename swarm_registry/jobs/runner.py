@@ -184,6 +184,10 @@ def _stream(a: Action, session) -> Output:
     return res
 
 
+POLL_INTERVAL = 0.25  # between two polls of a wait (one facts command, ~0.05 s on a node): a task that
+                     # starts is seen within a quarter second, and a read-only switch costs no idle second
+
+
 def _wait(a: Action, session, ex) -> tuple[str, str]:
     w = a.wait
     deadline = time.monotonic() + w.timeout
@@ -196,7 +200,7 @@ def _wait(a: Action, session, ex) -> tuple[str, str]:
             return FAILED, "interrupted while waiting for the registry"
         if time.monotonic() > deadline:
             return FAILED, f"not converged after {w.timeout:.0f}s: {message}"
-        time.sleep(1.0)
+        time.sleep(POLL_INTERVAL)
 
 
 __all__ = ["Job", "run_plan", "mode_of", "RUN", "CHECK", "DRY", "OK", "CHANGED", "FAILED", "SKIPPED",

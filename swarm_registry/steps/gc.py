@@ -46,6 +46,8 @@ def verdict_for(dry_run: bool):
         if out.rc != 0:
             return FAILED, f"garbage-collect failed: {out.error()}"
         n = report(v, dry_run)
+        if v.get("empty") == "1":
+            return OK, "nothing to collect: no image was ever pushed to this registry (no repositories yet)"
         if "blobs" not in n:
             return FAILED, f"garbage-collect printed no summary: {out.error()}"
         if "before" not in n:  # storage s3: no byte counts on a node's disk

@@ -186,6 +186,29 @@ def test_gc_script_collects_and_reports_the_bytes_reclaimed(tmp_path, base_setti
     assert any("garbage-collect --delete-untagged /etc/docker/registry/config.yml" in c for c in box.calls())
 
 
+def test_gc_of_a_registry_nothing_was_pushed_to_collects_nothing(tmp_path, base_settings):
+    """What the lab's registry answered with no repository yet (exit 1): nothing to collect, not a failure."""
+    box, data = gc_box(tmp_path, readonly_env=True)
+    (tmp_path / "gc.log").write_text("failed to garbage collect: failed to mark: filesystem: Path not found: "
+                                     "/docker/registry/v2/repositories\n")
+    box.fake("docker", f"""case "$1" in
+  ps) echo cid1 ;;
+  inspect) echo 'REGISTRY_STORAGE_MAINTENANCE_READONLY={{"enabled": true}}' ;;
+  run) cat {tmp_path / "gc.log"}; exit 1 ;;
+esac""")
+    out = box.run(gc.command(gc_settings(base_settings, data), dry_run=False, delete_untagged=False))
+    assert out.rc == 0 and out.values()["empty"] == "1", out
+    assert gc.verdict_for(False)(out) == (OK, "nothing to collect: no image was ever pushed to this registry "
+                                              "(no repositories yet)")
+    box.fake("docker", f"""case "$1" in
+  ps) echo cid1 ;;
+  inspect) echo 'REGISTRY_STORAGE_MAINTENANCE_READONLY={{"enabled": true}}' ;;
+  run) echo 'panic: something else' ; exit 1 ;;
+esac""")
+    other = box.run(gc.command(gc_settings(base_settings, data), dry_run=False, delete_untagged=False))
+    assert other.rc == 30 and gc.verdict_for(False)(other)[0] == FAILED  # any other failure stays one
+
+
 # --- the runner: a restore step runs after a failure ----------------------------------------------
 
 
