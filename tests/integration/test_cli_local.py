@@ -117,3 +117,26 @@ def test_storage_credentials_from_stdin_0600_bad_keys_exit_2_and_migrate_needs_s
     assert again.returncode == 0 and "unchanged" in again.stdout
     migrate = run("inv", "storage.migrate", config=config)
     assert migrate.returncode == 2 and "set storage.driver: s3" in migrate.stderr, migrate.stderr
+
+
+def test_exit_status_of_several_tasks_with_the_fast_exit(config):
+    """inv/fab leave without the interpreter's teardown (cli._exit_fast): every task on the command line
+    still runs, its output is all there, and the status is the failing task's (or 0)."""
+    both = run("inv", "config.check", "users.list", config=config)
+    assert both.returncode == 0 and "registry:" in both.stdout and "lenain" in both.stdout, both.stdout
+    then_bad = run("inv", "config.check", "users.add", "a:b", config=config, env={"REGISTRY_PASSWORD": "pw"})
+    assert then_bad.returncode == 2 and "registry:" in then_bad.stdout and "user name 'a:b'" in then_bad.stderr
+    render_refused = run("inv", "users.list", "render", config=config)  # a later task's refusal is the status
+    assert render_refused.returncode == 2 and "lenain" in render_refused.stdout, render_refused.stdout
+
+
+def test_tasks_called_in_another_program_leave_its_exit_status_alone():
+    from swarm_registry import cli
+
+    @cli.handles_errors
+    def task():
+        return 3
+
+    with pytest.raises(Exception):  # invoke's Exit(3), as a task body in-process gives it
+        task()
+    assert cli._EXIT == {}  # no atexit hook in this (pytest's) process
