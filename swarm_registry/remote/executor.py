@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable
 
-from .. import local_checks, registry_http
+from .. import local_checks
 from ..results import CHANGED, FAILED, OK, SKIPPED, Report, Run, StepResult
 from ..settings import Settings
 from ..errors import HostError
@@ -48,7 +48,9 @@ class Executor:
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(settings.ssh.parallel, len(hosts))))
         self._sudo_password = sudo_password
         self._sessions_lock = threading.Lock()
-        if settings.forwards_registry:
+        if settings.forwards_registry:  # (registry_http imports requests: only where the API is used)
+            from .. import registry_http
+
             registry_http.set_route(self.forward_registry)
 
     def say(self, line: str) -> None:
@@ -106,10 +108,14 @@ class Executor:
         try:
             return session.forward(s.registry.port)
         except HostError as exc:
-            raise registry_http.RegistryError(f"the registry's port over SSH: {exc}") from None
+            from ..registry_http import RegistryError
+
+            raise RegistryError(f"the registry's port over SSH: {exc}") from None
 
     def close(self) -> None:
         if self.settings.forwards_registry:
+            from .. import registry_http
+
             registry_http.set_route(None)
         self._pool.shutdown(wait=True, cancel_futures=True)
         for s in self.sessions.values():
