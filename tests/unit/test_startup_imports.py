@@ -1,0 +1,25 @@
+"""What a trust-cert run imports at start-up: no module it does not use (the start-up cost is most of a
+re-run at 8 hosts, bench/RESULTS.md). A fresh interpreter each, as `fab -H nodes trust-cert` starts."""
+import subprocess
+import sys
+
+TRUST_PATH = ("import swarm_registry.cli, swarm_registry.jobs.trust, swarm_registry.remote.executor, "
+              "swarm_registry.remote.session, fabfile")
+
+
+def loaded(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "; import sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True, cwd=str(__import__("pathlib").Path(
+                             __file__).resolve().parents[2])).stdout
+    return set(out.split())
+
+
+def test_the_trust_cert_path_imports_neither_requests_nor_passlib_nor_pyrage():
+    mods = loaded(TRUST_PATH)
+    assert "swarm_registry.remote.executor" in mods and "paramiko" in mods  # the path itself was loaded
+    for heavy in ("requests", "urllib3", "passlib", "pyrage", "boto3", "swarm_registry.registry_http"):
+        assert heavy not in mods, f"{heavy} imported on trust-cert's start-up path"
+
+
+def test_the_api_path_does_import_requests():  # positive control: the probe sees an import when there is one
+    assert "requests" in loaded("import swarm_registry.registry_http")
