@@ -1,6 +1,6 @@
 """The clusters people have, each a real swarm of lab containers (devtools.lab named labs):
 
-- `nopw`: a non-root `deploy` user with NOPASSWD sudo;
+- `nopw`: a non-root `deploy` user with NOPASSWD sudo, and registry.host the registry node's IPv4 address;
 - `pw`: a `deploy` user whose sudo asks for a password, reachable only through a bastion;
 - `mgrs`: 3 managers and the registry on a worker; the first manager is stopped during setup;
 - `v6`: an IPv6 swarm: SSH, the swarm and the registry name use the nodes' IPv6 addresses.
@@ -14,7 +14,9 @@ import json
 import secrets
 import socket
 import subprocess
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 import yaml
@@ -32,6 +34,11 @@ SHAPES = {
 }
 
 
+# registry.host is the registry node's IP address there, not a name (an IP SAN, certs.d/ADDR:5000, images
+# named ADDR:5000/...)
+REGISTRY_BY_ADDRESS = {"nopw"}
+
+
 class Shape:
     def __init__(self, name: str, options: dict):
         self.name, self.options = name, options
@@ -41,6 +48,14 @@ class Shape:
 
     def up(self):
         self.config = lab_mod.up(out=lambda line: None, name=self.name, **self.options)
+        if self.name in REGISTRY_BY_ADDRESS:
+            data = yaml.safe_load(self.config.read_text())
+            work = Path(tempfile.mkdtemp(prefix=f"shape-{self.name}-"))
+            data["registry"]["host"] = data["hosts"]["node1"]["address"]
+            data["state_dir"] = str(work / "state")
+            self.config = work / "cluster.yaml"
+            self.config.write_text(yaml.safe_dump(data))
+        self.registry_host = yaml.safe_load(self.config.read_text())["registry"]["host"]
         pw = self.lab.sudo_password_file
         self.sudo_password = pw.read_text().strip() if self.options.get("sudo") == "password" else None
         self.env = {"REGISTRY_PASSWORD": self.password}
@@ -156,7 +171,7 @@ def test_what_each_shape_adds(shape, tmp_path):
     product's SSH, the swarm and the registry all ran over IPv6."""
     if shape.options.get("user") == "deploy":
         listed = shape.exec(2, "sh", "-c", "HOME=/root docker-credential-pass list")
-        assert listed.returncode == 0 and "swarm-lab.test" in listed.stdout, listed.stdout + listed.stderr
+        assert listed.returncode == 0 and f"{shape.registry_host}:5000" in listed.stdout, listed.stdout + listed.stderr
         assert shape.exec(2, "test", "-e", "/home/deploy/.password-store").returncode != 0
     if shape.options.get("sudo") == "password":
         shape.exec(2, "rm", "-rf", f"/etc/docker/certs.d/{shape.lab.registry_host}:5000")
@@ -199,6 +214,23 @@ def test_what_each_shape_adds(shape, tmp_path):
         assert shape.inv("setup").returncode == 0  # the lenain login on node3 back in place
     if shape.options.get("ipv6"):
         assert_runs_over_ipv6(shape)
+    if shape.name in REGISTRY_BY_ADDRESS:
+        assert_registry_named_by_its_address(shape)
+
+
+def assert_registry_named_by_its_address(shape):
+    """registry.host an IPv4 address: the certificate carries it as an IP SAN, every node trusts
+    certs.d/ADDR:5000, and images named ADDR:5000/... are pushed and pulled on every node."""
+    addr = shape.registry_host
+    ipaddress.ip_address(addr)
+    for i in shape.nodes:
+        assert shape.exec(i, "test", "-s", f"/etc/docker/certs.d/{addr}:5000/ca.crt").returncode == 0, f"node{i}"
+    smoke = shape.inv("smoke-test")  # built, pushed and pulled back on one node, pulled on the others
+    assert smoke.returncode == 0 and f"built {addr}:5000/swarm-registry-smoke:" in smoke.stdout, smoke.stdout
+    assert len(statuses(smoke.stdout, "pull")) == len(shape.nodes) - 1, smoke.stdout
+    sans = shape.exec(2, "sh", "-c", f"echo | openssl s_client -connect {addr}:5000 2>/dev/null | "
+                                     "openssl x509 -noout -ext subjectAltName")
+    assert f"IP Address:{addr}" in sans.stdout, sans.stdout + sans.stderr
 
 
 def assert_registry_api_goes_over_ssh(shape, tmp_path):
