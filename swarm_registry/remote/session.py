@@ -28,6 +28,13 @@ from .hostkeys import HostKeyError, changed_key_message
 from ..validators import parse_jump
 
 _CONFIGS: dict = {}
+# paramiko asks for a new session key after 512 MiB in either direction; a channel that closes while that
+# key exchange is pending deadlocks its transport thread (paramiko issue #822, open: "Key-exchange timed out
+# waiting for key negotiation"; seen here after ~5.7 GB in bench/backup_bench.py, and every time with a
+# 100 KiB threshold), which would fail, say, the read-write redeploy after a large backup. OpenSSH's client
+# re-keys AES ciphers after 2^32 blocks (64 GiB) by default: so do our connections. The server may still
+# re-key on its own; paramiko answers that in its transport thread without the deadlock.
+REKEY_BYTES = 1 << 36
 _TRACE_LOCK = threading.Lock()
 # paramiko logs what its transport thread meets (e.g. "Socket exception: Bad file descriptor (9)" when
 # a connection ends under it) on its "paramiko" logger; with no handler there, Python's last-resort
@@ -124,6 +131,7 @@ class Session:
         transport = conn.client.get_transport()
         if transport is not None:
             transport.set_keepalive(15)
+            transport.packetizer.REKEY_BYTES = REKEY_BYTES
         self._conn = conn
 
     def run(self, cmd: Command, source=None, chunk: int = 1 << 16) -> Output:

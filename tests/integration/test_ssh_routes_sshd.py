@@ -175,3 +175,51 @@ def test_registry_port_forwarded_over_ssh(hosts):
                 ex.forward_registry(settings.registry.host)
     finally:
         server.close()
+
+
+def test_connections_do_not_ask_for_a_new_key_at_paramikos_512_mib(hosts, monkeypatch):
+    """paramiko's own re-key request (after 512 MiB) can deadlock its transport thread when a channel
+    closes meanwhile (paramiko #822: "Key-exchange timed out waiting for key negotiation"). Our sessions
+    re-key as OpenSSH's client does (64 GiB): 600 MB through one connection asks for no new key, and with
+    paramiko's threshold forced down to 100 KiB a run of commands printing 300 KB each still completes
+    (it failed at the second command before)."""
+    import logging
+
+    from paramiko.packet import Packetizer
+
+    from swarm_registry import settings as S
+    from swarm_registry.commands import Command
+    from swarm_registry.remote.session import Session
+
+    settings = S.from_mapping(hosts.settings())
+    host = settings.hosts[hosts.hosts[0].name]
+    rekeys = []
+
+    class Seen(logging.Handler):
+        def emit(self, record):
+            if "Rekeying (hit" in record.getMessage():
+                rekeys.append(record.getMessage())
+
+    log = logging.getLogger("paramiko.transport")
+    handler, level = Seen(), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        s = Session(host, settings)
+        stream = s.reader(Command(("sh", "-c", "head -c 600000000 /dev/zero")))
+        got = 0
+        while data := stream.read(1 << 20):
+            got += len(data)
+        assert stream.finish().rc == 0 and got == 600_000_000
+        assert s.run(Command(("echo", "next"))).stdout == "next\n"
+        s.close()
+        assert rekeys == []
+        monkeypatch.setattr(Packetizer, "REKEY_BYTES", 100 * 1024)
+        s = Session(host, settings)
+        for _ in range(10):
+            out = s.run(Command(("sh", "-c", "head -c 300000 /dev/zero | base64")))
+            assert out.rc == 0 and len(out.stdout) > 300_000
+        s.close()
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
