@@ -45,18 +45,19 @@ class Answer:
     body: bytes
 
 
-# set by the execution layer while the registry's API goes over SSH: a node address (or registry.host)
-# -> the port on 127.0.0.1 forwarded to that node's registry port; None: connect directly
-_route: Callable[[str], int] | None = None
+# set by the execution layer while the registry's API may go over SSH: a node address (or registry.host)
+# -> the port on 127.0.0.1 forwarded to that node's registry port, or None (connect directly)
+_route: Callable[[str], int | None] | None = None
 
 
-def set_route(route: Callable[[str], int] | None) -> None:
+def set_route(route: Callable[[str], int | None] | None) -> None:
     global _route
     _route = route
 
 
 def _connect_to(address: str, port: int) -> tuple[str, int]:
-    return ("127.0.0.1", _route(address)) if _route is not None else (address, port)
+    forwarded = _route(address) if _route is not None else None
+    return ("127.0.0.1", forwarded) if forwarded else (address, port)
 
 
 def connect_address(name: str, fallback: str) -> str:

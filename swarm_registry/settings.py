@@ -177,6 +177,12 @@ class Settings:
         return mode == "always" or (mode == "auto" and bool(self.registry_host.proxy_jump or self.ssh.proxy_jump))
 
     @property
+    def may_forward_registry(self) -> bool:
+        """Forwarded, or `auto` with an OpenSSH client config whose ProxyJump for the registry node only the
+        connection can tell (remote/executor.py decides once it is open)."""
+        return self.forwards_registry or (self.ssh.forward_registry == "auto" and self.ssh.config_file is not None)
+
+    @property
     def manager(self) -> Host:
         """The first manager: where swarm-wide commands run."""
         return next(h for h in self.hosts.values() if h.is_manager)

@@ -48,7 +48,7 @@ class Executor:
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(settings.ssh.parallel, len(hosts))))
         self._sudo_password = sudo_password
         self._sessions_lock = threading.Lock()
-        if settings.forwards_registry:  # (registry_http imports requests: only where the API is used)
+        if settings.may_forward_registry:  # (registry_http imports requests: only where the API is used)
             from .. import registry_http
 
             registry_http.set_route(self.forward_registry)
@@ -95,9 +95,11 @@ class Executor:
             self.say("interrupted: letting the commands already running finish, starting no new ones")
             raise
 
-    def forward_registry(self, address: str) -> int:
-        """registry_http's route while ssh.forward_registry is on: the registry node at `address` (any other
-        address, e.g. registry.host: registry.node) forwards its registry port over its SSH connection."""
+    def forward_registry(self, address: str) -> int | None:
+        """registry_http's route while ssh.forward_registry may be on: the registry node at `address` (any
+        other address, e.g. registry.host: registry.node) forwards its registry port over its SSH connection.
+        With `auto` and an OpenSSH client config, only when that connection goes through a ProxyJump from
+        it (None: connect directly)."""
         s = self.settings
         name = next((n for n in s.registry.nodes if s.hosts[n].address == address), s.registry.node)
         with self._sessions_lock:
@@ -106,6 +108,10 @@ class Executor:
                                               known_hosts=self.known_hosts)
             session = self.sessions[name]
         try:
+            if not s.forwards_registry:
+                session.connect()
+                if not session.jumps:
+                    return None
             return session.forward(s.registry.port)
         except HostError as exc:
             from ..registry_http import RegistryError
@@ -113,7 +119,7 @@ class Executor:
             raise RegistryError(f"the registry's port over SSH: {exc}") from None
 
     def close(self) -> None:
-        if self.settings.forwards_registry:
+        if self.settings.may_forward_registry:
             from .. import registry_http
 
             registry_http.set_route(None)
@@ -132,7 +138,7 @@ class Executor:
 def registry_api(settings: Settings):
     """For a job that only talks to the registry's API (catalog, images.rm): with ssh.forward_registry on,
     its port goes over an SSH connection to the registry node for the job's duration."""
-    if not settings.forwards_registry:
+    if not settings.may_forward_registry:
         yield
         return
     with Executor(settings, [], out=lambda line: None, progress=False):

@@ -222,6 +222,11 @@ class Session:
                 raise HostError("sudo did not answer")
             select.select([chan], [], [], 0.2)
 
+    @property
+    def jumps(self) -> bool:
+        """The open connection goes through a bastion (ssh.proxy_jump, or a ProxyJump of ssh.config_file)."""
+        return self._conn is not None and isinstance(self._conn.gateway, Connection)
+
     def forward(self, port: int) -> int:
         """A port on 127.0.0.1 of this machine forwarded over this connection to `port` on the host itself
         (like `ssh -L`), made on first use and kept for the run; the first checks that sshd allows it."""

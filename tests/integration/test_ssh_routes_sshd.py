@@ -223,3 +223,38 @@ def test_connections_do_not_ask_for_a_new_key_at_paramikos_512_mib(hosts, monkey
     finally:
         log.removeHandler(handler)
         log.setLevel(level)
+
+
+def test_forward_registry_auto_follows_a_proxyjump_of_the_openssh_config(hosts, tmp_path):
+    """ssh.forward_registry: auto with ssh.config_file: a registry node that ssh_config puts behind a
+    ProxyJump gets the registry's port over SSH; one reached directly is connected to directly (None)."""
+    from swarm_registry import registry_http, settings as S
+    from swarm_registry.remote.executor import Executor
+
+    bastion, target = hosts.hosts[0], hosts.hosts[1]
+    key = hosts.client_key
+    conf = tmp_path / "ssh_config"
+    conf.write_text(f"Host bastion\n  HostName 127.0.0.1\n  Port {bastion.port}\n  User root\n  IdentityFile {key}\n"
+                    f"Host web1\n  HostName 127.0.0.1\n  Port {target.port}\n  User root\n  IdentityFile {key}\n"
+                    f"  ProxyJump bastion\n"
+                    f"Host web2\n  HostName 127.0.0.1\n  Port {target.port}\n  User root\n  IdentityFile {key}\n")
+    server, port = _echo_server()
+    try:
+        for node, forwarded in (("web1", True), ("web2", False)):
+            data = hosts.settings(ssh={"config_file": str(conf)}, registry={"port": port, "node": node})
+            data["hosts"] = {node: {"address": node, "roles": ["manager"]}}
+            settings = S.from_mapping(data)
+            assert settings.ssh.forward_registry == "auto" and not settings.forwards_registry
+            before = bastion.sessions_opened()
+            with Executor(settings, [], out=lambda line: None) as ex:
+                assert registry_http._route == ex.forward_registry  # the API asks the run where to connect
+                local = ex.forward_registry(settings.registry.host)
+                if forwarded:
+                    with socket.create_connection(("127.0.0.1", local), timeout=10) as c:
+                        c.sendall(b"ping")
+                        assert c.recv(100) == b"echo:ping"
+                else:
+                    assert local is None
+            assert (bastion.sessions_opened() > before) == forwarded  # web1 was reached through the bastion
+    finally:
+        server.close()
