@@ -320,16 +320,17 @@ class Writer:
 
 
 class _Verifying:
-    """A member's reader that refuses (before handing over its last bytes) content whose sha256 differs."""
+    """A member's reader that refuses (before handing over its last bytes) content whose sha256 differs.
+    It reads through the walk's `_Hashing` of the member from its first byte, and checks that hash
+    rather than computing its own."""
 
-    def __init__(self, src, member: Member):
-        self.src, self.member, self.left, self.sha = src, member, member.size, hashlib.sha256()
+    def __init__(self, src: _Hashing, member: Member):
+        self.src, self.member, self.left = src, member, member.size
 
     def read(self, n: int = -1) -> bytes:
         data = self.src.read(self.left if n is None or n < 0 else min(n, self.left))
-        self.sha.update(data)
         self.left -= len(data)
-        if self.left == 0 and self.sha.hexdigest() != self.member.sha256:
+        if self.left == 0 and self.src.sha.hexdigest() != self.member.sha256:
             raise ArchiveError([f"{self.member.name}: content differs from the archive's manifest"])
         return data
 
@@ -427,7 +428,7 @@ class DataTar:
                         tar_out.add(new)
                         return
                     new.size = info.size
-                    tar_out.add(new, _Verifying(reader, by_name.get(name) or Member(name, -1, "")))
+                    tar_out.add(new, _Verifying(reader, by_name.get(name) or Member(name, -1, "")), digest=False)
 
                 _walk(stream, Path(path), send)
                 tar_out.close()

@@ -145,7 +145,8 @@ def members(reader) -> Iterator[tuple[tarfile.TarInfo, Payload | None]]:
 
 class Writer:
     """A tar stream written to `write` (PAX headers, as tarfile writes them); `add` streams a member's
-    content in large chunks and returns its size and sha256."""
+    content in large chunks and returns its size and sha256 ("" with digest=False: a caller that
+    hashes the content on its own way in)."""
 
     def __init__(self, write: Callable[[bytes], object]):
         self._write, self.written = write, 0
@@ -154,19 +155,20 @@ class Writer:
         self._write(data)
         self.written += len(data)
 
-    def add(self, info: tarfile.TarInfo, src=None) -> tuple[int, str]:
+    def add(self, info: tarfile.TarInfo, src=None, *, digest: bool = True) -> tuple[int, str]:
         self._out(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
         if src is None:
             return 0, ""
-        sha, size = hashlib.sha256(), 0
+        sha, size = hashlib.sha256() if digest else None, 0
         while size < info.size and (data := src.read(min(CHUNK, info.size - size))):
-            sha.update(data)
+            if sha is not None:
+                sha.update(data)
             self._out(data)
             size += len(data)
         if size != info.size:
             raise TarFormatError(f"{info.name}: {size} bytes read, {info.size} announced")
         self._out(bytes(_padding(size)))
-        return size, sha.hexdigest()
+        return size, sha.hexdigest() if sha is not None else ""
 
     def close(self) -> None:
         """The end-of-archive blocks, padded to a whole record."""

@@ -341,6 +341,21 @@ def test_archive_round_trip_plain(tmp_path, state_dir):
     assert {m.name: got.extractfile(m).read() for m in got if m.isreg()} == FILES and feed.error is None
 
 
+def test_data_tar_refuses_content_that_differs_from_the_manifest_before_its_last_bytes(tmp_path, state_dir):
+    """The file changed between verify and the stream to the node: the member is cut short (the node's tar
+    fails on it) and the reason is kept."""
+    path = tmp_path / "b.tar"
+    manifest = make_archive(path, state_dir)
+    victim = next(m for m in manifest.members if m.name.startswith(archive.DATA) and m.size)
+    victim.sha256 = "0" * 64
+    feed = archive.DataTar(path, None, manifest)
+    sent = b"".join(iter(lambda: feed.read(1 << 16), b""))
+    feed.close()
+    assert isinstance(feed.error, archive.ArchiveError) and "content differs" in str(feed.error), feed.error
+    content = FILES[victim.name[len(archive.DATA):]]
+    assert content[-4096:] not in sent  # its last bytes never left (the round trip above sends them all)
+
+
 def test_archive_truncated_or_without_manifest_is_refused(tmp_path, state_dir):
     path = tmp_path / "b.tar"
     make_archive(path, state_dir)
