@@ -318,19 +318,30 @@ def _node_containers(L: S.Lab, existing: dict[str, dict]) -> dict[int, dict]:
     return found
 
 
-def _container_ip(obj: dict, network: str = S.NETWORK) -> str | None:
+_IP_KEYS = {4: ("IPv4Address", "IPAddress"), 6: ("IPv6Address", "GlobalIPv6Address")}  # IPAM's, network's
+
+
+def _container_ip(obj: dict, network: str = S.NETWORK, version: int = 4) -> str | None:
+    """The container's IPv4 (or, version=6, IPv6: an ipv6 lab) address on the lab network, or None."""
     nets = (obj.get("NetworkSettings") or {}).get("Networks") or {}
     net = nets.get(network) or {}
     ipam = net.get("IPAMConfig") or {}
-    return ipam.get("IPv4Address") or net.get("IPAddress") or None
+    asked, given = _IP_KEYS[version]
+    return ipam.get(asked) or net.get(given) or None
 
 
 def _container_ip6(obj: dict, network: str = S.NETWORK) -> str | None:
-    """The container's IPv6 address on the lab network (an ipv6 lab), or None."""
-    nets = (obj.get("NetworkSettings") or {}).get("Networks") or {}
-    net = nets.get(network) or {}
-    ipam = net.get("IPAMConfig") or {}
-    return ipam.get("IPv6Address") or net.get("GlobalIPv6Address") or None
+    return _container_ip(obj, network, 6)
+
+
+def _check_addresses(L: S.Lab, name: str, obj: dict, ip: str, ip6: str | None) -> None:
+    """An existing container (node or bastion) has the addresses this lab gives it: else one line and the fix."""
+    have = _container_ip(obj, L.network)
+    if have and have != ip:
+        raise LabError(f"{name} has address {have}, expected {ip}: run `{L.cli_hint}` first")
+    have6 = _container_ip6(obj, L.network)
+    if ip6 and not _same_ip(have6, ip6):
+        raise LabError(f"{name} has IPv6 address {have6 or '(none)'}, expected {ip6}: run `{L.cli_hint}` first")
 
 
 def _same_ip(a: str | None, b: str | None) -> bool:
@@ -612,13 +623,7 @@ def _ensure_containers(nodes: int, ips: dict[int, str], node_tag: str, existing:
         if obj is None:
             to_create.append(i)
             continue
-        ip = _container_ip(obj, L.network)
-        if ip and ip != ips[i]:
-            raise LabError(f"{name} has address {ip}, expected {ips[i]}: run `{L.cli_hint}` first")
-        ip6 = _container_ip6(obj, L.network)
-        if ips6 and not _same_ip(ip6, ips6[i]):
-            raise LabError(f"{name} has IPv6 address {ip6 or '(none)'}, expected {ips6[i]}: "
-                           f"run `{L.cli_hint}` first")
+        _check_addresses(L, name, obj, ips[i], ips6[i] if ips6 else None)
         if (obj.get("Config") or {}).get("Image") != node_tag:
             out(f"[lab] note: {name} runs an older node image; `lab down` then `lab up` rebuilds it")
         if not _running(obj):
@@ -670,13 +675,7 @@ def _ensure_bastion(L: S.Lab, net, shape: Shape, node_tag: str, existing: dict[s
     ip = L.bastion_ip(net)
     ip6 = L.bastion_ip6(net6) if net6 is not None else None
     if obj is not None:
-        have = _container_ip(obj, L.network)
-        if have and have != ip:
-            raise LabError(f"{L.bastion_name} has address {have}, expected {ip}: run `{L.cli_hint}` first")
-        have6 = _container_ip6(obj, L.network)
-        if ip6 and not _same_ip(have6, ip6):
-            raise LabError(f"{L.bastion_name} has IPv6 address {have6 or '(none)'}, expected {ip6}: "
-                           f"run `{L.cli_hint}` first")
+        _check_addresses(L, L.bastion_name, obj, ip, ip6)
         if not _running(obj):
             docker("start", L.bastion_name, what=f"docker start {L.bastion_name}")
         return
