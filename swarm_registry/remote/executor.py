@@ -39,19 +39,19 @@ class Executor:
         self._print_lock = threading.Lock()
         # known_hosts is parsed once for the run (on the first connection) and shared by every session
         self.known_hosts = KnownHosts(settings.ssh.known_hosts, settings.ssh.accept_new_host_keys)
-        self.sessions = {
-            name: Session(settings.hosts[name], settings, sudo_password=sudo_password,
-                          on_command=self.run.count_command, known_hosts=self.known_hosts)
-            for name in hosts
-        }
+        self._sudo_password = sudo_password
+        self.sessions = {name: self._session(name) for name in hosts}
         self.cancelled = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(settings.ssh.parallel, len(hosts))))
-        self._sudo_password = sudo_password
         self._sessions_lock = threading.Lock()
         if settings.may_forward_registry:  # (registry_http imports requests: only where the API is used)
             from .. import registry_http
 
             registry_http.set_route(self.forward_registry)
+
+    def _session(self, name: str) -> Session:
+        return Session(self.settings.hosts[name], self.settings, sudo_password=self._sudo_password,
+                       on_command=self.run.count_command, known_hosts=self.known_hosts)
 
     def say(self, line: str) -> None:
         with self._print_lock:
@@ -104,8 +104,7 @@ class Executor:
         name = next((n for n in s.registry.nodes if s.hosts[n].address == address), s.registry.node)
         with self._sessions_lock:
             if name not in self.sessions:  # a registry node this run does not otherwise work on
-                self.sessions[name] = Session(s.hosts[name], s, sudo_password=self._sudo_password,
-                                              known_hosts=self.known_hosts)
+                self.sessions[name] = self._session(name)
             session = self.sessions[name]
         try:
             if not s.forwards_registry:
