@@ -20,6 +20,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 import threading
 from dataclasses import dataclass, field
@@ -42,12 +44,22 @@ class ArchiveError(SettingsError):
 # --- keys ---------------------------------------------------------------------------------------
 
 
-def recipients(values: list[str]) -> list:
+class AgeKeys(list):
+    """Parsed age keys (pyrage objects: a bad key is refused before anything remote), plus `args`: what
+    the age process (`_age_process`) is given to read them again: recipient lines (public), or the
+    identity file's path (never the secret key itself)."""
+
+    def __init__(self, keys, args):
+        super().__init__(keys)
+        self.args = list(args)
+
+
+def recipients(values: list[str]) -> AgeKeys:
     """age recipients from `--recipient` values: an `age1...` key, an SSH public key line, or a file
     holding such lines (e.g. ~/.ssh/id_ed25519.pub)."""
     import pyrage
 
-    found = []
+    found, used = [], []
     for value in values:
         lines = [value]
         path = Path(value).expanduser()
@@ -62,13 +74,14 @@ def recipients(values: list[str]) -> list:
                     found.append(pyrage.ssh.Recipient.from_str(line))
                 else:
                     raise ValueError("not an age1... key nor an ssh-ed25519/ssh-rsa public key")
+                used.append(line)
             except (ValueError, pyrage.RecipientError) as exc:
                 raise SettingsError([f"--recipient {value!r}: must be an age public key (age1...), an SSH public "
                                      f"key (ssh-ed25519/ssh-rsa) or a file of them: {exc}"]) from None
-    return found
+    return AgeKeys(found, used)
 
 
-def identities(path: str) -> list:
+def identities(path: str) -> AgeKeys:
     """age identities from `--identity FILE`: age secret keys (AGE-SECRET-KEY-1...) or an unencrypted
     SSH private key (OpenSSH format)."""
     import pyrage
@@ -80,29 +93,124 @@ def identities(path: str) -> list:
         raise SettingsError([f"--identity {path!r}: cannot read it ({exc.strerror})"]) from None
     try:
         if b"PRIVATE KEY-----" in data:
-            return [pyrage.ssh.Identity.from_buffer(data)]
+            return AgeKeys([pyrage.ssh.Identity.from_buffer(data)], [str(p)])
         keys = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.startswith("AGE-SECRET-KEY-")]
         if keys:
-            return [pyrage.x25519.Identity.from_str(k) for k in keys]
+            return AgeKeys([pyrage.x25519.Identity.from_str(k) for k in keys], [str(p)])
     except (ValueError, pyrage.IdentityError) as exc:
         raise SettingsError([f"--identity {path!r}: not a usable key ({exc}); a passphrase-protected SSH key is "
                              "not supported: use an age key or an unencrypted SSH key"]) from None
     raise SettingsError([f"--identity {path!r}: holds no age secret key (AGE-SECRET-KEY-1...) nor SSH private key"])
 
 
-# --- threads between a pipe and pyrage ----------------------------------------------------------
+# --- age in its own process ----------------------------------------------------------------------
+
+
+def _age_child() -> None:
+    """The age process: `encrypt RECIPIENT...` or `decrypt IDENTITY_FILE`, stdin to stdout. pyrage holds
+    the GIL while it encrypts, so in the control process it stalled the SSH reader (0.55x of the floor,
+    bench/RESULTS.md); here it has its own. A refusal is one line on stderr, exit 3."""
+    import signal
+    import sys
+
+    import pyrage
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and closes our pipes
+    how, args = sys.argv[1], sys.argv[2:]
+    src, dst = open(0, "rb", buffering=BUF, closefd=False), open(1, "wb", buffering=BUF, closefd=False)
+    try:
+        if how == "encrypt":
+            pyrage.encrypt_io(src, dst, recipients(args))
+        else:
+            pyrage.decrypt_io(src, dst, identities(args[0]))
+        dst.flush()
+    except (pyrage.DecryptError, pyrage.EncryptError, OSError, SettingsError) as exc:
+        sys.stderr.write(f"{exc}\n")
+        sys.exit(3)
+
+
+def _age_process(how: str, keys: AgeKeys, stdin, stdout) -> subprocess.Popen:
+    """This interpreter running `_age_child` (the same package, found through PYTHONPATH)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-c", "from swarm_registry.backup import _age_child; _age_child()",
+                             how, *keys.args], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    for end in (proc.stdin, proc.stdout):
+        if end is not None:
+            _big_pipe(end.fileno())
+    return proc
+
+
+def _age_error(proc: subprocess.Popen) -> str:
+    """The age process's one-line reason (its last stderr line)."""
+    lines = proc.stderr.read().decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else f"exit {proc.returncode}"
+
+
+class _AgeWriter:
+    """Encrypts what is written into `out` (a file) through the age process; `close` waits for it."""
+
+    def __init__(self, keys: AgeKeys, out):
+        out.flush()
+        self.proc = _age_process("encrypt", keys, subprocess.PIPE, out.fileno())
+        self._in = self.proc.stdin
+
+    def write(self, data) -> int:
+        return self._in.write(data)
+
+    def close(self) -> None:
+        try:
+            self._in.close()
+        finally:
+            if self.proc.wait() != 0:
+                raise ArchiveError([f"age encryption failed: {_age_error(self.proc)}"])
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+class _AgeReader:
+    """The plaintext of an age file (the age process decrypting it): ArchiveError at once for a wrong
+    key, at the end for a tampered or truncated file."""
+
+    def __init__(self, path: Path, keys: AgeKeys):
+        self.path = path
+        with open(path, "rb") as fh:
+            self.proc = _age_process("decrypt", keys, fh, subprocess.PIPE)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.proc.stdout.read(n if n and n > 0 else BUF)
+        if not data and self.proc.wait() != 0:
+            raise ArchiveError([f"{self.path}: cannot decrypt ({_age_error(self.proc)}): wrong key, or the file "
+                                "is damaged, tampered or truncated; nothing was changed"])
+        return data
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+# --- a thread between a pipe and a producer ----------------------------------------------------------
+
+
+def _big_pipe(fd: int) -> None:
+    try:  # a 1 MiB pipe: fewer hand-overs between the two ends (Linux; else the default 64 KiB)
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), BUF)
+    except OSError:
+        pass
 
 
 class _Pipe:
-    """A pipe whose other end is served by a thread (pyrage's encrypt_io/decrypt_io, or a producer);
-    the thread's exception is kept and raised by `close()` (writer) or at EOF (reader)."""
+    """A pipe whose other end is served by a thread (a producer); the thread's exception is kept and
+    raised by `close()` (writer) or at EOF (reader)."""
 
     def __init__(self, target, *, reading: bool):
         r, w = os.pipe()
-        try:  # a 1 MiB pipe: fewer hand-overs between the threads (Linux; else the default 64 KiB)
-            fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), BUF)
-        except OSError:
-            pass
+        _big_pipe(w)
         self._r, self._w = os.fdopen(r, "rb", buffering=BUF), os.fdopen(w, "wb", buffering=BUF)
         self.error: BaseException | None = None
         mine, theirs = (self._r, self._w) if reading else (self._w, self._r)
@@ -143,31 +251,15 @@ class _Pipe:
             raise self.error
 
 
-def open_plain(path: Path, idents: list | None):
+def open_plain(path: Path, idents: AgeKeys | None):
     """The archive's tar stream: the file itself, or its age decryption (a reader; raises ArchiveError at
     the end of a tampered or truncated one, at once for a wrong key)."""
-    import pyrage
-
-    fh = open(path, "rb")
-    if fh.read(len(AGE_MAGIC)) != AGE_MAGIC:
-        fh.seek(0)
-        return fh
-    fh.seek(0)
+    if not is_encrypted(path):
+        return open(path, "rb", buffering=BUF)
     if not idents:
-        fh.close()
         raise ArchiveError([f"{path}: encrypted with age: give --identity KEYFILE (an age key or the SSH private "
                             "key matching a recipient)"])
-
-    def decrypt(out):
-        try:
-            pyrage.decrypt_io(fh, out, idents)
-        except (pyrage.DecryptError, OSError) as exc:  # OSError: a chunk failed its MAC, or the file ends early
-            raise ArchiveError([f"{path}: cannot decrypt ({exc}): wrong key, or the file is damaged, tampered or "
-                                "truncated; nothing was changed"]) from None
-        finally:
-            fh.close()
-
-    return _Pipe(decrypt, reading=True)
+    return _AgeReader(path, idents)
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -228,9 +320,7 @@ def _safe_name(name: str) -> str:
 class Writer:
     """Writes the archive to `path` (0600, temp name, renamed by `commit`; `abort` removes it)."""
 
-    def __init__(self, path: Path, recips: list | None = None):
-        import pyrage
-
+    def __init__(self, path: Path, recips: AgeKeys | None = None):
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
         fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -238,8 +328,7 @@ class Writer:
         self._file = os.fdopen(fd, "wb", buffering=BUF)
         self._sink = self._file
         if recips:
-            out = self._file
-            self._sink = _Pipe(lambda src: pyrage.encrypt_io(src, out, recips), reading=False)
+            self._sink = _AgeWriter(recips, self._file)
         self.tar = tarstream.Writer(self._sink.write)
         self.manifest = Manifest({})
         self._names: set[str] = set()
@@ -306,7 +395,7 @@ class Writer:
         return self.manifest
 
     def abort(self) -> None:
-        for closing in (getattr(self._sink, "close", None), self._file.close):
+        for closing in (getattr(self._sink, "kill", None), self._file.close):
             try:
                 if closing:
                     closing()
@@ -381,7 +470,7 @@ def _walk(stream, path: Path, on_member) -> Manifest:
     return manifest
 
 
-def verify(path: Path, idents: list | None = None) -> tuple[Manifest, dict[str, bytes]]:
+def verify(path: Path, idents: AgeKeys | None = None) -> tuple[Manifest, dict[str, bytes]]:
     """Read the whole archive (decrypting it) and check it against its manifest: (its manifest, the
     state/ files: small, CA, keys, htpasswd), or ArchiveError. No data member is kept in memory."""
     path = Path(path)
@@ -408,7 +497,7 @@ class DataTar:
     that reads the archive again and refuses content differing from the manifest before its last bytes
     are handed over (so the node's tar sees a truncated member and fails). `error` holds why it stopped."""
 
-    def __init__(self, path: Path, idents: list | None, manifest: Manifest):
+    def __init__(self, path: Path, idents: AgeKeys | None, manifest: Manifest):
         self.error: BaseException | None = None
         by_name = {m.name: m for m in manifest.members}
 

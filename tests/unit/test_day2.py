@@ -442,6 +442,30 @@ def test_archive_encrypted_for_an_ssh_key_wrong_key_and_truncation_are_refused(t
         archive.verify(cut, archive.identities(str(tmp_path / "id")))
 
 
+def test_archive_encrypted_tampered_is_refused_and_an_aborted_one_leaves_nothing(tmp_path, state_dir):
+    """age runs in its own process (pyrage holds the GIL): its MAC refusal reaches verify as ArchiveError,
+    and an aborted writer stops that process and removes its temp file."""
+    keygen = require("ssh-keygen")
+    subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "id")], check=True)
+    keys = archive.identities(str(tmp_path / "id"))
+    path = tmp_path / "b.age"
+    make_archive(path, state_dir, archive.recipients([str(tmp_path / "id.pub")]))
+    assert archive.verify(path, keys)[0].data_files == 2  # positive control
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    bad = tmp_path / "bad.age"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(archive.ArchiveError) as exc:
+        archive.verify(bad, keys)
+    assert "cannot decrypt" in exc.value.problems[0] and "nothing was changed" in exc.value.problems[0]
+    w = archive.Writer(tmp_path / "c.age", archive.recipients([str(tmp_path / "id.pub")]))
+    w.add_state(state_dir)
+    child = w._sink.proc
+    assert child.poll() is None
+    w.abort()
+    assert child.poll() is not None and not list(tmp_path.glob("*c.age*"))
+
+
 @pytest.mark.parametrize("value", ["age1notakey", "ssh-dss AAAA", "/nonexistent/file.pub", "hello"])
 def test_bad_recipients_are_bad_input(value):
     with pytest.raises(SettingsError) as exc:
