@@ -36,6 +36,17 @@ _CONFIGS: dict = {}
 # re-key on its own; paramiko answers that in its transport thread without the deadlock.
 REKEY_BYTES = 1 << 36
 _TRACE_LOCK = threading.Lock()
+
+
+class _Transport(paramiko.Transport):
+    """paramiko's transport, asking for AES-GCM first (OpenSSH has offered aes128-gcm@openssh.com since
+    6.2): paramiko's default pick, aes128-ctr with hmac-sha2-256, MACs every packet in a separate pass.
+    Measured on loopback, 300 MB through one channel: sending 1.32 -> 0.96 s, receiving 0.87 -> 0.64 s,
+    where OpenSSH's own default takes 0.94 s (bench/RESULTS.md). A server without GCM still gets the
+    rest of paramiko's list, in its order: this is a preference, nothing is disabled."""
+
+    _preferred_ciphers = tuple(c for c in paramiko.Transport._preferred_ciphers if "-gcm@" in c) + \
+        tuple(c for c in paramiko.Transport._preferred_ciphers if "-gcm@" not in c)
 # paramiko logs what its transport thread meets (e.g. "Socket exception: Bad file descriptor (9)" when
 # a connection ends under it) on its "paramiko" logger; with no handler there, Python's last-resort
 # handler printed those records on stderr between our result lines. What matters reaches us as an
@@ -79,7 +90,8 @@ class Session:
         conn = Connection(address, user=user, port=port, config=_fabric_config(ssh.config_file).clone(),
                           connect_timeout=ssh.connect_timeout, gateway=gateway,
                           connect_kwargs={"key_filename": keys, "look_for_keys": False, "allow_agent": ssh.agent,
-                                          "banner_timeout": ssh.connect_timeout, "auth_timeout": ssh.connect_timeout})
+                                          "banner_timeout": ssh.connect_timeout, "auth_timeout": ssh.connect_timeout,
+                                          "transport_factory": _Transport})
         hop = conn
         # this host and every bastion before it (also from ssh_config); a `gateway` passed in was verified
         # when it was built

@@ -258,3 +258,30 @@ def test_forward_registry_auto_follows_a_proxyjump_of_the_openssh_config(hosts, 
             assert (bastion.sessions_opened() > before) == forwarded  # web1 was reached through the bastion
     finally:
         server.close()
+
+
+def test_sessions_ask_for_aes_gcm_and_still_reach_a_server_without_it(hosts):
+    """Our connections ask for AES-GCM first (paramiko's default, aes128-ctr + hmac-sha2-256, MACs each
+    packet in a second pass: backup and restore streams were slower for it); an sshd that offers no GCM
+    cipher is still reached, with the next cipher of paramiko's list."""
+    from swarm_registry import settings as S
+    from swarm_registry.commands import Command
+    from swarm_registry.remote.session import Session
+
+    settings = S.from_mapping(hosts.settings())
+    host = settings.hosts[hosts.hosts[0].name]
+    s = Session(host, settings)
+    assert s.run(Command(("echo", "gcm"))).stdout == "gcm\n"
+    t = s._conn.client.get_transport()
+    assert (t.local_cipher, t.remote_cipher) == ("aes128-gcm@openssh.com",) * 2
+    s.close()
+    node = hosts.hosts[0]
+    node.stop()
+    with open(node.dir / "sshd_config", "a") as fh:
+        fh.write("Ciphers aes256-ctr,aes128-ctr\n")
+    node.start()
+    s = Session(host, settings)
+    assert s.run(Command(("echo", "ctr"))).stdout == "ctr\n"
+    t = s._conn.client.get_transport()
+    assert (t.local_cipher, t.remote_cipher) == ("aes128-ctr",) * 2
+    s.close()
