@@ -464,6 +464,11 @@ def test_archive_encrypted_tampered_is_refused_and_an_aborted_one_leaves_nothing
     assert child.poll() is None
     w.abort()
     assert child.poll() is not None and not list(tmp_path.glob("*c.age*"))
+    # the age process is given the identity file's path, never the key (argv is visible to every user)
+    reader = archive.open_plain(path, keys)
+    secret = (tmp_path / "id").read_text().splitlines()[1]
+    assert str(tmp_path / "id") in reader.proc.args and not any(secret in a for a in reader.proc.args)
+    reader.close()
 
 
 @pytest.mark.parametrize("value", ["age1notakey", "ssh-dss AAAA", "/nonexistent/file.pub", "hello"])
