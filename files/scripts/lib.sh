@@ -1,5 +1,7 @@
 # lib.sh: shell functions every remote script may use (prepended to each one by commands.script).
-sum() { sha256sum 2>/dev/null <"$1" | cut -c1-64; }
+# sum FILE: its sha256 (empty when unreadable). Few processes: on a first trust-cert the remote scripts'
+# forks are most of the second command's cost (bench/RESULTS.md).
+sum() { set -- "$(sha256sum 2>/dev/null <"$1")"; echo "${1%% *}"; }
 mode() { stat -c %a "$1" 2>/dev/null; }
 # on_exit CMD: run CMD when the script ends, also when interrupted; a signal ends the script (a trap that
 # only cleaned up would let it go on: dash resumes after a handler), with 128+N.
@@ -13,7 +15,8 @@ on_exit() {
 # MODE, renamed over PATH; PATH is never half-written. Returns 11-14 (cannot create, cannot write,
 # truncated, cannot rename) and leaves no temp file behind, also when interrupted.
 verified_write() {
-  vw_tmp=$(mktemp "$(dirname "$1")/.$(basename "$1").XXXXXX") || return 11
+  case $1 in /*) ;; *) echo "verified_write: $1: not an absolute path" >&2; return 11 ;; esac
+  vw_tmp=$(mktemp "${1%/*}/.${1##*/}.XXXXXX") || return 11
   on_exit 'rm -f "$vw_tmp"'
   cat >"$vw_tmp" || { rm -f "$vw_tmp"; return 12; }
   if [ "$(sum "$vw_tmp")" != "$3" ]; then echo "$1: content arrived truncated" >&2; rm -f "$vw_tmp"; return 13; fi

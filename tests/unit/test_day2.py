@@ -574,6 +574,14 @@ def test_fact_trust_reads_the_previous_ca_apart_from_strays(tmp_path, base_setti
     assert f.trust_strays == ""
     (d / "client.key").write_bytes(b"x")
     assert facts_mod.parse(box.run(cmd).stdout).trust_strays == "client.key"
+    # hidden files and dangling links are strays too (docker reads the directory as it is)
+    (d / ".old.crt").write_bytes(b"x")
+    (d / "gone.cert").symlink_to(d / "nowhere")
+    assert sorted(facts_mod.parse(box.run(cmd).stdout).trust_strays.split()) == [".old.crt", "client.key", "gone.cert"]
+    # the directory missing: no stray, no error
+    shutil.rmtree(d)
+    f = facts_mod.parse(box.run(cmd).stdout)
+    assert f.trust_strays == "" and f.trust == "::"
 
 
 def test_rotation_state_start_resume_finish(w):
