@@ -111,7 +111,6 @@ def _age_child() -> None:
     the GIL while it encrypts, so in the control process it stalled the SSH reader (0.55x of the floor,
     bench/RESULTS.md); here it has its own. A refusal is one line on stderr, exit 3."""
     import signal
-    import sys
 
     import pyrage
 
@@ -205,16 +204,14 @@ def _big_pipe(fd: int) -> None:
 
 
 class _Pipe:
-    """A pipe whose other end is served by a thread (a producer); the thread's exception is kept and
-    raised by `close()` (writer) or at EOF (reader)."""
+    """A reader of a pipe whose writing end is served by a thread (a producer); the thread's exception is
+    kept and raised at EOF (or by `close()`)."""
 
-    def __init__(self, target, *, reading: bool):
+    def __init__(self, target):
         r, w = os.pipe()
         _big_pipe(w)
-        self._r, self._w = os.fdopen(r, "rb", buffering=BUF), os.fdopen(w, "wb", buffering=BUF)
+        self._mine, theirs = os.fdopen(r, "rb", buffering=BUF), os.fdopen(w, "wb", buffering=BUF)
         self.error: BaseException | None = None
-        mine, theirs = (self._r, self._w) if reading else (self._w, self._r)
-        self._mine = mine
 
         def run():
             try:
@@ -237,9 +234,6 @@ class _Pipe:
             if self.error is not None:
                 raise self.error
         return data
-
-    def write(self, data) -> int:
-        return self._mine.write(data)
 
     def close(self) -> None:
         try:
@@ -527,7 +521,7 @@ class DataTar:
             finally:
                 stream.close()
 
-        self._pipe = _Pipe(produce, reading=True)
+        self._pipe = _Pipe(produce)
 
     def read(self, n: int = -1) -> bytes:
         try:
