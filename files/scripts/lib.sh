@@ -15,8 +15,8 @@ on_exit() {
 # MODE, renamed over PATH; PATH is never half-written. Returns 11-14 (cannot create, cannot write,
 # truncated, cannot rename) and leaves no temp file behind, also when interrupted.
 verified_write() {
-  case $1 in /*) ;; *) echo "verified_write: $1: not an absolute path" >&2; return 11 ;; esac
-  vw_tmp=$(mktemp "${1%/*}/.${1##*/}.XXXXXX") || return 11
+  case $1 in */*) vw_dir=${1%/*}/ ;; *) vw_dir= ;; esac  # dirname/basename without two forks
+  vw_tmp=$(mktemp "$vw_dir.${1##*/}.XXXXXX") || return 11
   on_exit 'rm -f "$vw_tmp"'
   cat >"$vw_tmp" || { rm -f "$vw_tmp"; return 12; }
   if [ "$(sum "$vw_tmp")" != "$3" ]; then echo "$1: content arrived truncated" >&2; rm -f "$vw_tmp"; return 13; fi
