@@ -37,6 +37,13 @@ _CONFIGS: dict = {}
 REKEY_BYTES = 1 << 36
 _TRACE_LOCK = threading.Lock()
 
+# paramiko logs what its transport thread meets (e.g. "Socket exception: Bad file descriptor (9)" when
+# a connection ends under it) on its "paramiko" logger; with no handler there, Python's last-resort
+# handler printed those records on stderr between our result lines. What matters reaches us as an
+# exception (a HostError naming the host); the records go to a NullHandler unless the application
+# configures logging itself (its handlers on the root logger still get them).
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
 
 class _Transport(paramiko.Transport):
     """paramiko's transport, asking for AES-GCM first (OpenSSH has offered aes128-gcm@openssh.com since
@@ -47,12 +54,6 @@ class _Transport(paramiko.Transport):
 
     _preferred_ciphers = tuple(c for c in paramiko.Transport._preferred_ciphers if "-gcm@" in c) + \
         tuple(c for c in paramiko.Transport._preferred_ciphers if "-gcm@" not in c)
-# paramiko logs what its transport thread meets (e.g. "Socket exception: Bad file descriptor (9)" when
-# a connection ends under it) on its "paramiko" logger; with no handler there, Python's last-resort
-# handler printed those records on stderr between our result lines. What matters reaches us as an
-# exception (a HostError naming the host); the records go to a NullHandler unless the application
-# configures logging itself (its handlers on the root logger still get them).
-logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 def _fabric_config(ssh_config: Path | None) -> Config:
