@@ -8,13 +8,17 @@ match the settings and stay valid longer than `renew_before_days`.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 
-from . import pki
 from .settings import Settings
 from .state import StateDir, StateError
 
 CA_FILES = ("ca.key", "ca.crt")
+# Once ca.key/ca.crt passed every check, their sha256 and the CA's expiry: trust-cert then reads the
+# trust anchor without parsing it again, so its start-up skips importing pki (cryptography.x509, ~25 ms,
+# bench/RESULTS.md). Other bytes, or an unreadable record, mean a full check again.
+CA_CHECKED = "ca.checked"
 
 
 @dataclass
@@ -45,9 +49,28 @@ def server_names(settings: Settings) -> list[str]:
     return list(dict.fromkeys([settings.registry.host, *settings.cert.alt_names]))
 
 
-def _ca(settings: Settings, state: StateDir, now: dt.datetime, bundle: CertBundle) -> tuple[bytes, bytes]:
+def _digest(key: bytes, cert: bytes) -> str:
+    return hashlib.sha256(b"%d:" % len(key) + key + cert).hexdigest()
+
+
+def _checked_until(state: StateDir, key: bytes, cert: bytes) -> dt.datetime | None:
+    """The CA's expiry as recorded by a full check of these very bytes (CA_CHECKED), else None."""
+    try:
+        digest, not_after = (state.read(CA_CHECKED) or b"").decode("ascii").split()
+        until = dt.datetime.fromisoformat(not_after)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return until if digest == _digest(key, cert) and until.tzinfo is not None else None
+
+
+def _ca(settings: Settings, state: StateDir, now: dt.datetime, bundle: CertBundle,
+        record: bool = False) -> tuple[bytes, bytes]:
+    """The CA's key and cert, made when both are missing, else checked (with `record`, a passed full check
+    is written to CA_CHECKED, so that the next runs skip it)."""
     key, cert = state.read("ca.key"), state.read("ca.crt")
     if key is None and cert is None:
+        from . import pki
+
         key, cert = pki.make_ca(f"{settings.registry.stack} registry CA", settings.cert.key_type, now=now)
         bundle.changed += list(CA_FILES)
         bundle.reasons.append("no CA yet: made one")
@@ -57,6 +80,21 @@ def _ca(settings: Settings, state: StateDir, now: dt.datetime, bundle: CertBundl
         missing = "ca.key" if key is None else "ca.crt"
         raise StateError([f"state_dir {str(where)!r} holds one half of the CA ({missing} is missing): "
                           "restore it, or remove both ca.* files to make a new CA (every node must then trust it again)"])
+    not_after = _checked_until(state, key, cert)
+    if not_after is None:
+        not_after = _check_ca(where, key, cert)
+        if record:
+            state.write(CA_CHECKED, f"{_digest(key, cert)} {not_after.isoformat()}\n".encode())
+    if not_after <= now:
+        raise StateError([f"state file {str(where / 'ca.crt')!r} expired {not_after:%Y-%m-%d}: "
+                          "remove both ca.* files to make a new CA (every node must then trust it again)"])
+    return key, cert
+
+
+def _check_ca(where, key: bytes, cert: bytes) -> dt.datetime:
+    """Refuse a CA that cannot be read, does not match its key or is no CA; return its expiry."""
+    from . import pki
+
     try:
         info = pki.inspect(cert)
         matches = pki.key_matches(cert, key)
@@ -67,15 +105,14 @@ def _ca(settings: Settings, state: StateDir, now: dt.datetime, bundle: CertBundl
                           "restore the matching pair, or remove both ca.* files to make a new CA"])
     if not info.is_ca:
         raise StateError([f"state file {str(where / 'ca.crt')!r} is not a CA certificate: remove both ca.* files"])
-    if info.not_after <= now:
-        raise StateError([f"state file {str(where / 'ca.crt')!r} expired {info.not_after:%Y-%m-%d}: "
-                          "remove both ca.* files to make a new CA (every node must then trust it again)"])
-    return key, cert
+    return info.not_after
 
 
 def ensure(settings: Settings, *, write: bool = True, now: dt.datetime | None = None,
            force_renew: bool = False) -> CertBundle:
     """Reuse or (re)issue the certificates; with write=False only report what would change."""
+    from . import pki
+
     now = now or pki.utcnow()
     state = StateDir(settings.state_dir)
     state.check()
@@ -122,12 +159,12 @@ def trust_anchor(settings: Settings, *, write: bool = True, now: dt.datetime | N
     certificate: the existing one is used as it is (renewal is `inv renew-cert`'s job,
     since the running registry serves it), a missing one is issued.
     """
-    now = now or pki.utcnow()
+    now = now or dt.datetime.now(dt.timezone.utc)
     state = StateDir(settings.state_dir)
     state.check()
     if settings.cert.mode == "ca":
         bundle = CertBundle(b"", b"", None)
-        key, cert = _ca(settings, state, now, bundle)
+        key, cert = _ca(settings, state, now, bundle, record=write)
         if write and bundle.changed:
             state.write("ca.key", key)
             state.write("ca.crt", cert)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import certs, pki
+from . import certs
 from .settings import Settings, SettingsError
 from .state import StateDir
 
@@ -31,6 +31,8 @@ def previous_anchor(settings: Settings) -> bytes | None:
 
 def start(settings: Settings, now: dt.datetime | None = None) -> tuple[bytes, bytes, bool]:
     """(previous CA cert, new CA cert, made now): begin a rotation, or resume the one in progress."""
+    from . import pki
+
     if settings.cert.mode != "ca":
         raise SettingsError(["rotate-ca: cert.mode is self-signed: there is no CA to rotate (inv renew-cert "
                              "issues a new self-signed certificate)"])

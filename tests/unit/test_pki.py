@@ -105,6 +105,41 @@ def test_expired_ca_is_refused(ca_settings):
     assert "expired" in str(exc.value)
 
 
+def test_a_checked_ca_is_recorded_and_other_bytes_are_checked_again(ca_settings):
+    """trust_anchor records a CA that passed every check (sha256 of the pair, expiry); the record never
+    vouches for other bytes: a foreign key is still refused, and a garbled record means a full check."""
+    certs.ensure(ca_settings)
+    record = ca_settings.state_dir / certs.CA_CHECKED
+    assert not record.exists()
+    certs.trust_anchor(ca_settings, write=False, now=NOW)
+    assert not record.exists()  # --check writes nothing
+    anchor, made = certs.trust_anchor(ca_settings, now=NOW)
+    assert made == [] and anchor == (ca_settings.state_dir / "ca.crt").read_bytes()
+    assert oct(record.stat().st_mode & 0o777) == "0o600"
+    digest, until = record.read_text().split()
+    assert dt.datetime.fromisoformat(until) == pki.inspect(anchor).not_after
+    assert certs.trust_anchor(ca_settings, now=NOW) == (anchor, [])  # the record is used: same answer
+    other_key, _ = pki.make_ca("other", "ecdsa-p256")
+    (ca_settings.state_dir / "ca.key").write_bytes(other_key)
+    with pytest.raises(StateError) as exc:
+        certs.trust_anchor(ca_settings, now=NOW)
+    assert "does not match ca.key" in str(exc.value)
+    record.write_text("garbage\n")
+    (ca_settings.state_dir / "ca.key").write_bytes(b"not a key")
+    with pytest.raises(StateError) as exc:
+        certs.trust_anchor(ca_settings, now=NOW)
+    assert "does not match ca.key" in str(exc.value) or "cannot be read" in str(exc.value)
+
+
+def test_a_recorded_ca_is_still_refused_once_expired(ca_settings):
+    certs.ensure(ca_settings, now=NOW)
+    certs.trust_anchor(ca_settings, now=NOW)
+    assert (ca_settings.state_dir / certs.CA_CHECKED).exists()
+    with pytest.raises(StateError) as exc:
+        certs.trust_anchor(ca_settings, now=NOW + dt.timedelta(days=20 * 365))
+    assert "expired" in str(exc.value) and exc.value.exit_code == 2
+
+
 def test_loose_state_dir_is_refused(ca_settings):
     certs.ensure(ca_settings)
     ca_settings.state_dir.chmod(0o755)
