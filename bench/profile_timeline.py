@@ -28,12 +28,8 @@ import invoke.main
 marks["import invoke (+ unittest.mock, asyncio via invoke.context)"] = time.time()
 import swarm_registry.cli, swarm_registry.settings
 marks["import swarm_registry.cli + settings (+ yaml)"] = time.time()
-import swarm_registry.pki
-marks["import swarm_registry.pki (cryptography.x509)"] = time.time()
-import swarm_registry.htpasswd
-marks["import swarm_registry.htpasswd (passlib; unused by trust-cert)"] = time.time()
-import swarm_registry.jobs
-marks["import swarm_registry.jobs (rest)"] = time.time()
+import swarm_registry.jobs.trust, swarm_registry.jobs.runner
+marks["import swarm_registry.jobs.trust (certs, steps; pki only for an unchecked CA)"] = time.time()
 import swarm_registry.remote.executor as ex, swarm_registry.remote.session as se
 marks["import remote (fabric, paramiko)"] = time.time()
 hosts = {}

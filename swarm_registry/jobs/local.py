@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable
 
-from .. import certs, htpasswd, pki
+from .. import certs, htpasswd
 from ..settings import Settings, SettingsError
 from ..state import StateDir
 
@@ -15,6 +15,8 @@ Out = Callable[[str], None]
 
 
 def describe_cert(cert_pem: bytes, now: dt.datetime | None = None) -> list[str]:
+    from .. import pki  # here, not at the top: tasks.py imports this module on every `inv` start-up
+
     info = pki.inspect(cert_pem)
     now = now or pki.utcnow()
     return [f"  subject:  {info.subject}", f"  issuer:   {info.issuer}",

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 TRUST_PATH = ("import swarm_registry.cli, swarm_registry.jobs.trust, swarm_registry.remote.executor, "
-              "swarm_registry.remote.session, fabfile")
+              "swarm_registry.remote.session, fabfile, tasks")
 
 
 def loaded(code: str) -> set[str]:
