@@ -109,7 +109,7 @@ def identities(path: str) -> AgeKeys:
 def _age_child() -> None:
     """The age process: `encrypt RECIPIENT...` or `decrypt IDENTITY_FILE`, stdin to stdout. pyrage holds
     the GIL while it encrypts, so in the control process it stalled the SSH reader (0.55x of the floor,
-    bench/RESULTS.md); here it has its own. A refusal is one line on stderr, exit 3."""
+    bench/backup-results.md); here it has its own. A refusal is one line on stderr, exit 3."""
     import signal
 
     import pyrage

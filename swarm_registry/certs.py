@@ -17,7 +17,7 @@ from .state import StateDir, StateError
 CA_FILES = ("ca.key", "ca.crt")
 # Once ca.key/ca.crt passed every check, their sha256 and the CA's expiry: trust-cert then reads the
 # trust anchor without parsing it again, so its start-up skips importing pki (cryptography.x509, ~25 ms,
-# bench/RESULTS.md). Other bytes, or an unreadable record, mean a full check again.
+# bench/HISTORY.md). Other bytes, or an unreadable record, mean a full check again.
 CA_CHECKED = "ca.checked"
 
 

@@ -224,7 +224,7 @@ def settings_path(env: Mapping[str, str] = os.environ) -> Path:
 
 
 # libyaml's safe loader when PyYAML was built with it (its wheels are): the same documents, ~8 ms less per
-# run than the pure-Python one on config/defaults.yaml plus a settings file (bench/RESULTS.md).
+# run than the pure-Python one on config/defaults.yaml plus a settings file (bench/HISTORY.md).
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

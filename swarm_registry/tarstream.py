@@ -2,7 +2,7 @@
 
 The backup archive and the node's `tar c` stream go through here instead of `tarfile`'s stream
 mode, which re-buffers every byte a few times on the way in and out (most of backup's time on the
-control machine, measured: bench/RESULTS.md). Headers are still `tarfile`'s own (`TarInfo.frombuf`
+control machine, measured: bench/backup-results.md). Headers are still `tarfile`'s own (`TarInfo.frombuf`
 reads one, `TarInfo.tobuf` writes one in PAX format); what is read: ustar/GNU headers with GNU long
 names ('L') and PAX extended headers ('x': path, size, mtime, uid, gid). Only what the product
 streams is accepted: regular files and directories (anything else raises `TarFormatError`).

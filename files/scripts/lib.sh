@@ -1,6 +1,6 @@
 # lib.sh: shell functions every remote script may use (prepended to each one by commands.script).
 # sum FILE: its sha256 (empty when unreadable). Few processes: on a first trust-cert the remote scripts'
-# forks are most of the second command's cost (bench/RESULTS.md).
+# forks are most of the second command's cost (bench/HISTORY.md).
 sum() { set -- "$(sha256sum 2>/dev/null <"$1")"; echo "${1%% *}"; }
 mode() { stat -c %a "$1" 2>/dev/null; }
 # on_exit CMD: run CMD when the script ends, also when interrupted; a signal ends the script (a trap that

@@ -49,7 +49,7 @@ class _Transport(paramiko.Transport):
     """paramiko's transport, asking for AES-GCM first (OpenSSH has offered aes128-gcm@openssh.com since
     6.2): paramiko's default pick, aes128-ctr with hmac-sha2-256, MACs every packet in a separate pass.
     Measured on loopback, 300 MB through one channel: sending 1.32 -> 0.96 s, receiving 0.87 -> 0.64 s,
-    where OpenSSH's own default takes 0.94 s (bench/RESULTS.md). A server without GCM still gets the
+    where OpenSSH's own default takes 0.94 s (bench/backup-results.md). A server without GCM still gets the
     rest of paramiko's list, in its order: this is a preference, nothing is disabled."""
 
     _preferred_ciphers = tuple(c for c in paramiko.Transport._preferred_ciphers if "-gcm@" in c) + \
