@@ -964,9 +964,9 @@ def analysis(stats, sizes, variants, prof, misses) -> tuple[list[str], list[str]
             f"exiting, and its re-run takes {i:.2f} s. The minimal Fabric script, with no settings and no checks, "
             f"pays the same interpreter and imports (x floor {stats[(n0, 'rerun')]['minfab'].get('vs_floor25519', 0):.2f} "
             "at this N). Above that, each handshake runs in one GIL-bound process (paramiko's packet layer is "
-            "Python) where the floor spreads N ssh processes over both cores. The **first** run sends 2 commands per "
-            "host (facts, then the trust script, one after the other on the same connection) where the floor sends "
-            "1: per N, first vs rerun of `inv`: "
+            "Python) where the floor spreads N ssh processes over both cores. The **first** run runs 2 commands per "
+            "host (facts, then the trust script, which the facts command's held shell runs: one session) where "
+            "the floor runs 1, and they run one after the other: per N, first vs rerun of `inv`: "
             + "; ".join(f"N={n} {stats[(n, 'first')]['inv']['median']:.2f} vs {stats[(n, 'rerun')]['inv']['median']:.2f} s"
                         for n in sizes) + ". On re-runs (1 command, as the floor) the ratio falls with N as the fixed "
             "start-up is spread over more hosts."
@@ -1313,8 +1313,9 @@ def main() -> int:
         "(a max, not a sum).",
         "- **conn / cmd per host**: counted in each host's sshd log (LogLevel VERBOSE: `Accepted publickey`, "
         "`Starting session:`) for that run, median over hosts and rounds. `inv trust-cert` reads the facts first "
-        "(1 command per host) and runs the trust script only where something differs: first = 2, rerun = 1; its "
-        "own recap agrees.",
+        "(1 command per host) and runs the trust script only where something differs, through the facts "
+        "command's shell, held for it (one session): first = 1 session for 2 commands (its recap counts 2), "
+        "rerun = 1.",
         "- Every run is checked afterwards (all N files present, same bytes as the CA, modes, nothing else in the "
         "dir; this project's output must say `changed` on every host for first and `ok` for rerun); a failure "
         "aborts the bench.",

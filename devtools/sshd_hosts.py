@@ -162,6 +162,10 @@ class SshdHost:
         """How many authenticated connections sshd logged (LogLevel VERBOSE)."""
         return self.log.read_text(errors="replace").count("Accepted publickey")
 
+    def commands_started(self) -> int:
+        """How many remote commands sshd started, each on its own session channel (`Starting session:`)."""
+        return self.log.read_text(errors="replace").count("Starting session:")
+
 
 class SshdHosts:
     """N sshd hosts under `workdir`; `settings_file()` writes a settings YAML for them."""

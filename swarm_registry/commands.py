@@ -159,6 +159,24 @@ def as_run(cmd: Command, sudo: bool, password: str | None = None) -> Command:
                     "sudo-ready", *cmd.argv), cmd.stdin, cmd.secret, cmd.timeout)
 
 
+# `held MARK CMD...`: CMD (stdin /dev/null), then MARK and CMD's exit status on stdout, MARK on stderr; once CMD
+# succeeded, one more command from stdin: its length in bytes on a line, the shell string, then that command's
+# own stdin (EOF instead: exit 0). head(1) reads no byte past the length, so the rest of stdin stays the
+# command's. An empty or cut command ends with 126 rather than `exec` of nothing (which would be status 0).
+_HOLD = ('m=$1; shift; "$@" </dev/null; rc=$?; printf \'\\n%s %s\\n\' "$m" "$rc"; printf \'%s\\n\' "$m" >&2; '
+         '[ "$rc" = 0 ] || exit "$rc"; IFS= read -r n || exit 0; s=$(head -c "$n") && [ -n "$s" ] || exit 126; '
+         'eval "exec $s"')
+
+
+def holding(cmd: Command, mark: str) -> Command:
+    """`cmd` (a command that reads no stdin, e.g. the facts) sent so that its shell then waits for one more
+    command on the same channel (see _HOLD): the execution layer sends a host's first command of the plan
+    through it, one session and login shell fewer per changed host. `mark` ends the first output."""
+    if cmd.stdin is not None:
+        raise ValueError("a held command reads no stdin")
+    return Command(("sh", "-c", _HOLD, "held", mark, *cmd.argv), None, False, cmd.timeout)
+
+
 # --- images (smoke test) --------------------------------------------------------------------
 
 

@@ -50,7 +50,8 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
         def read(session) -> tuple[str, str]:
             name = session.host.name
             stdin = job.fact_stdin(name) if job.fact_stdin else None
-            res = session.run(facts_mod.command(settings, job.fact_names(name), stdin))
+            # a run holds the facts command's shell: a host's first command of the plan goes through it
+            res = session.run(facts_mod.command(settings, job.fact_names(name), stdin), hold=mode == RUN)
             if not res.ok:
                 return FAILED, f"facts could not be read: {res.error()}"
             found[name] = facts_mod.parse(res.stdout)

@@ -6,8 +6,10 @@ session channels of its transport, so stdin and stdout are bytes (binary-safe, e
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import secrets
 import select
 import threading
 import socket
@@ -19,7 +21,7 @@ from pathlib import Path
 import paramiko
 from fabric import Config, Connection
 
-from ..commands import SUDO_PROMPT, SUDO_READY, Command, as_run
+from ..commands import SUDO_PROMPT, SUDO_READY, Command, as_run, holding
 from ..errors import HostError, Output
 from ..results import CommandRun
 from ..settings import Host, Settings
@@ -81,6 +83,7 @@ class Session:
         self.journal: list[CommandRun] | None = None  # set by the executor: the commands of the current step
         self._conn: Connection | None = None
         self._forwards: dict[int, forward.Forward] = {}
+        self._held: paramiko.Channel | None = None  # a held command's shell, waiting for one more command
         self._lock = threading.Lock()
 
     def _connection(self, address: str, user: str | None, port: int | None, gateway=None) -> Connection:
@@ -147,29 +150,51 @@ class Session:
             transport.packetizer.REKEY_BYTES = REKEY_BYTES
         self._conn = conn
 
-    def run(self, cmd: Command, source=None, chunk: int = 1 << 16) -> Output:
+    def run(self, cmd: Command, source=None, chunk: int = 1 << 16, *, hold: bool = False) -> Output:
         """Run one command; send its stdin (then, with `source`, the bytes of that binary file object,
         e.g. `docker save` output) and close it; return the exit status and output. With a `journal`,
-        the command as --dry shows it (secrets redacted), its exit status and time are added to it."""
+        the command as --dry shows it (secrets redacted), its exit status and time are added to it.
+
+        With `hold` (a command without stdin: the facts), its shell stays on the host once the command
+        succeeded, and the next `run` without a `source` is sent through it (commands.holding): on a
+        first run a changed host then costs one session, as a converged one does, where a second
+        command would open a channel and start a login shell again. The host runs the same command,
+        as the same user, with the same stdin; what the journal, --dry and the trace show is unchanged."""
         self.connect()  # a host that cannot be reached was sent nothing: no command in the journal
-        cmd = as_run(cmd, self.sudo, self.sudo_password)
+        held = self._take_held()
+        sent = as_run(cmd, self.sudo, self.sudo_password)
         t0, rc = time.monotonic(), None
         try:
-            res = self._send(cmd, source, chunk)
+            if held is not None and source is None and not hold:
+                res = self._send_held(held, cmd, sent)
+            else:
+                _end(held)
+                res = (self._send_holding(cmd, sent) if hold and cmd.stdin is None
+                       else self._send(sent, source, chunk))
             rc = res.rc
             return res
         finally:
             if self.journal is not None:
-                self.journal.append(CommandRun(cmd.display(), rc, time.monotonic() - t0))
+                self.journal.append(CommandRun(sent.display(), rc, time.monotonic() - t0))
 
-    def _start(self, cmd: Command) -> tuple[paramiko.Channel, bytes | None]:
+    def _take_held(self) -> paramiko.Channel | None:
+        """The held shell, if it still waits (else it is closed): whoever takes it uses or ends it."""
+        with self._lock:
+            held, self._held = self._held, None
+        if held is not None and (held.closed or held.eof_received or held.exit_status_ready()):
+            _end(held)
+            return None
+        return held
+
+    def _start(self, cmd: Command, shown: Command | None = None) -> tuple[paramiko.Channel, bytes | None]:
         """Open a channel and start `cmd` (already wrapped by as_run) on it; answer sudo's prompt when a
-        sudo password was given. Returns the channel and what stderr held after sudo (None: sudo gave up)."""
+        sudo password was given. Returns the channel and what stderr held after sudo (None: sudo gave up).
+        `shown`: what the trace shows instead of `cmd` (a held command shows as itself)."""
         self.connect()
         assert self._conn is not None
         if self.on_command:
             self.on_command(self.host.name)
-        _trace(self.host.name, cmd)
+        _trace(self.host.name, shown or cmd)
         transport = self._conn.client.get_transport()
         if transport is None or not transport.is_active():
             raise HostError("connection lost")
@@ -179,7 +204,7 @@ class Session:
         return chan, (self._answer_sudo(chan) if self.sudo_password is not None else b"")
 
     def _send(self, cmd: Command, source, chunk: int) -> Output:
-        try:
+        with _failures(cmd):
             chan, early = self._start(cmd)
             if early is None:  # sudo ended before running the command
                 return _collect(chan, cmd.timeout)
@@ -188,16 +213,40 @@ class Session:
             while source is not None and (data := source.read(chunk)):
                 chan.sendall(data)
             chan.shutdown_write()
-            out = _collect(chan, cmd.timeout)
-            return Output(out.rc, out.stdout, early.decode("utf-8", "replace") + out.stderr) if early else out
-        except (socket.timeout, TimeoutError):
-            raise HostError(f"timed out after {cmd.timeout:.0f}s: {cmd.display()}") from None
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise HostError(f"connection lost while running {cmd.argv[0]}: {exc or type(exc).__name__}") from None
+            return _after_sudo(early, _collect(chan, cmd.timeout))
+
+    def _send_holding(self, cmd: Command, sent: Command) -> Output:
+        mark = f"swarm-registry-held-{secrets.token_hex(8)}"
+        wrapped = as_run(holding(cmd, mark), self.sudo, self.sudo_password)
+        with _failures(sent):
+            chan, early = self._start(wrapped, shown=sent)
+            if early is None:
+                return _collect(chan, cmd.timeout)
+            res, waiting = _until_mark(chan, mark.encode(), cmd.timeout, err=early)
+            if waiting:
+                with self._lock:
+                    self._held = chan
+            return res
+
+    def _send_held(self, held: paramiko.Channel, cmd: Command, sent: Command) -> Output:
+        """`cmd` through the held shell: its length, its shell string (not `sent`: the held shell already
+        runs as sudo made it), its stdin, EOF."""
+        text = cmd.shell().encode("utf-8")
+        with _failures(sent):
+            if self.on_command:
+                self.on_command(self.host.name)
+            _trace(self.host.name, sent)
+            held.settimeout(cmd.timeout)
+            held.sendall(b"%d\n" % len(text) + text)
+            if cmd.stdin:
+                held.sendall(cmd.stdin)
+            held.shutdown_write()
+            return _collect(held, cmd.timeout)
 
     def reader(self, cmd: Command) -> "RemoteReader":
         """Start `cmd` and read its stdout as a stream (e.g. to feed another host's `run(source=...)`)."""
         cmd = as_run(cmd, self.sudo, self.sudo_password)
+        _end(self._take_held())
         try:
             chan, early = self._start(cmd)
             if early is not None and cmd.stdin:
@@ -253,6 +302,7 @@ class Session:
             return self._forwards[port].port
 
     def close(self) -> None:
+        _end(self._take_held())  # EOF: the held shell exits 0
         for f in self._forwards.values():
             f.close()
         self._forwards = {}
@@ -292,29 +342,92 @@ def _trace(host: str, cmd: Command) -> None:
             fh.write(f"{host}\t{cmd.display()}\n")
 
 
+@contextlib.contextmanager
+def _failures(cmd: Command):
+    """A timeout or a lost connection while `cmd` runs: one HostError naming it."""
+    try:
+        yield
+    except (socket.timeout, TimeoutError):
+        raise HostError(f"timed out after {cmd.timeout:.0f}s: {cmd.display()}") from None
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        raise HostError(f"connection lost while running {cmd.argv[0]}: {exc or type(exc).__name__}") from None
+
+
+def _after_sudo(early: bytes, out: Output) -> Output:
+    """`out` with what stderr held after sudo's ready line put first."""
+    return Output(out.rc, out.stdout, early.decode("utf-8", "replace") + out.stderr) if early else out
+
+
+def _end(chan: paramiko.Channel | None) -> None:
+    """End a held shell: EOF on its stdin (it exits 0), then close the channel."""
+    if chan is None:
+        return
+    try:
+        chan.shutdown_write()
+    except (OSError, EOFError, paramiko.SSHException):
+        pass
+    chan.close()
+
+
+def _until_mark(chan: paramiko.Channel, mark: bytes, timeout: float, err: bytes = b"") -> tuple[Output, bool]:
+    """The output of a held command (commands.holding) up to its mark, and whether its shell now waits for
+    one more command (the command succeeded). A command that failed, or a shell that ended before the mark,
+    is collected to its end and its channel closed. `err`: stderr already read (after sudo's ready line)."""
+    out, err = bytearray(), bytearray(err)
+    head, tail = b"\n" + mark + b" ", mark + b"\n"
+    deadline = time.monotonic() + timeout
+    while True:
+        got = _drain(chan, out, err)
+        at, et = out.find(head), err.find(tail)
+        end = out.find(b"\n", at + len(head)) if at >= 0 else -1
+        if end >= 0 and et >= 0:
+            rc = int(out[at + len(head):end])
+            res = Output(rc, out[:at].decode("utf-8", "replace"), err[:et].decode("utf-8", "replace"))
+            if rc != 0:
+                _collect(chan, timeout)
+            return res, rc == 0
+        if not got and _ended(chan):
+            rest = _collect(chan, timeout)  # ended before its mark (killed, or sudo refused to run it)
+            return Output(rest.rc, out.decode("utf-8", "replace") + rest.stdout,
+                          err.decode("utf-8", "replace") + rest.stderr), False
+        if not got:
+            _wait(chan, deadline)
+
+
+def _drain(chan: paramiko.Channel, out: bytearray, err: bytearray) -> bool:
+    """Add what stdout and stderr hold now to `out` and `err`; True when anything came."""
+    got = False
+    while chan.recv_ready():
+        out += chan.recv(1 << 16)
+        got = True
+    while chan.recv_stderr_ready():
+        err += chan.recv_stderr(1 << 16)
+        got = True
+    return got
+
+
+def _ended(chan: paramiko.Channel) -> bool:
+    return chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready()
+
+
+def _wait(chan: paramiko.Channel, deadline: float) -> None:
+    """Wait (at most 0.5 s) for more from `chan`; past `deadline`, close it and raise TimeoutError."""
+    if time.monotonic() > deadline:
+        chan.close()
+        raise TimeoutError
+    select.select([chan], [], [], 0.5)
+
+
 def _collect(chan: paramiko.Channel, timeout: float) -> Output:
     out, err = bytearray(), bytearray()
     deadline = time.monotonic() + timeout
     while True:
-        got = False
-        while chan.recv_ready():
-            out += chan.recv(1 << 16)
-            got = True
-        while chan.recv_stderr_ready():
-            err += chan.recv_stderr(1 << 16)
-            got = True
-        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+        got = _drain(chan, out, err)
+        if _ended(chan):
             break
         if not got:
-            if time.monotonic() > deadline:
-                chan.close()
-                raise TimeoutError
-            select.select([chan], [], [], 0.5)
+            _wait(chan, deadline)
     rc = chan.recv_exit_status()
-    # Drain what may have arrived between the last read and the exit status.
-    while chan.recv_ready():
-        out += chan.recv(1 << 16)
-    while chan.recv_stderr_ready():
-        err += chan.recv_stderr(1 << 16)
+    _drain(chan, out, err)  # what may have arrived between the last read and the exit status
     chan.close()
     return Output(rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))

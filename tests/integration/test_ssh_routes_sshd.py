@@ -285,3 +285,53 @@ def test_sessions_ask_for_aes_gcm_and_still_reach_a_server_without_it(hosts):
     t = s._conn.client.get_transport()
     assert (t.local_cipher, t.remote_cipher) == ("aes128-ctr",) * 2
     s.close()
+
+
+def test_a_held_shell_runs_the_next_command_and_one_that_died_is_not_used(hosts):
+    """Session.run(hold=True), as runs read the facts: the next command (its argv, its stdin) goes through
+    that shell, with no session of its own; a failed held command holds nothing; a held shell killed on the
+    host meanwhile is not used: the next command opens its own session and succeeds."""
+    import time
+
+    from swarm_registry import settings as S
+    from swarm_registry.commands import Command
+    from swarm_registry.remote.session import Session
+
+    settings = S.from_mapping(hosts.settings())
+    node = hosts.hosts[0]
+    s = Session(settings.hosts[node.name], settings)
+    before = node.commands_started()
+    facts = s.run(Command(("sh", "-c", "echo a=1; echo note >&2")), hold=True)
+    assert (facts.rc, facts.stdout, facts.stderr) == (0, "a=1\n", "note\n")
+    out = s.run(Command(("sh", "-c", 'wc -c; echo "$1"', "x", "two 'quoted' words"), stdin=b"12345"))
+    assert (out.rc, out.stdout) == (0, "5\ntwo 'quoted' words\n")
+    assert node.commands_started() - before == 1
+    failed = s.run(Command(("sh", "-c", "echo x; exit 3")), hold=True)
+    assert (failed.rc, failed.stdout) == (3, "x\n")
+    assert s.run(Command(("echo", "own"))).stdout == "own\n"
+    assert node.commands_started() - before == 3  # the failed one held nothing: "own" had its own session
+    assert s.run(Command(("true",)), hold=True).rc == 0
+    shells = [int(p) for p in subprocess.run(["pgrep", "-f", "swarm-registry-held-"], capture_output=True,
+                                              text=True).stdout.split() if _descends(int(p), node.proc.pid)]
+    assert len(shells) == 1  # this host's held shell (a lab's nodes may hold their own)
+    os.kill(shells[0], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not (s._held.closed or s._held.exit_status_ready()):  # paramiko has seen it end
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert s.run(Command(("echo", "after"))).stdout == "after\n"
+    assert node.commands_started() - before == 5
+    s.close()
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    """`pid` is `ancestor` or one of its descendants (parent links in /proc)."""
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                pid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False

@@ -29,6 +29,31 @@ def test_first_run_changes_every_host_and_rerun_changes_none(hosts):
         assert f"{h.name:<14}    2        0       0        0         1" in recap  # facts ok, trust ok: 1 command
 
 
+def test_a_changed_host_costs_one_session_its_facts_shell_running_the_trust_script(hosts):
+    """The facts command's shell is held (commands.holding): the trust script goes through it, so a first
+    run opens one session per host (sshd's log) for its two commands (the recap and the trace)."""
+    cfg = hosts.settings_file()
+    trace = hosts.workdir / "trace.log"
+    before = [h.commands_started() for h in hosts.hosts]
+    first = run("inv", "trust-cert", config=cfg, env={"SWARM_REGISTRY_TRACE": str(trace)})
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert statuses(first.stdout, "trust-cert") == {h.name: "changed" for h in hosts.hosts}
+    assert "TLS to" in first.stdout or "not reachable yet" in first.stdout  # the script's own report came back
+    assert [h.commands_started() - b for h, b in zip(hosts.hosts, before)] == [1, 1, 1, 1]
+    assert [h.sessions_opened() for h in hosts.hosts] == [1, 1, 1, 1]  # one connection each
+    recap = first.stdout.split("RECAP", 1)[1]
+    for h in hosts.hosts:  # facts ok, trust changed: 2 commands
+        assert f"{h.name:<14}    1        1       0        0         2" in recap, recap
+    sent = trace.read_text().splitlines()
+    assert len(sent) == 8 and sum("<files/scripts/trust-cert.sh>" in line for line in sent) == 4  # as --dry shows
+    ca = (hosts.workdir / "state" / "ca.crt").read_bytes()
+    assert all(installed(h).read_bytes() == ca for h in hosts.hosts)
+    before = [h.commands_started() for h in hosts.hosts]
+    again = run("inv", "trust-cert", config=cfg)
+    assert again.returncode == 0 and set(statuses(again.stdout, "trust-cert").values()) == {"ok"}
+    assert [h.commands_started() - b for h, b in zip(hosts.hosts, before)] == [1, 1, 1, 1]
+
+
 def test_a_down_host_is_reported_and_the_others_finish(hosts):
     cfg = hosts.settings_file()
     hosts.hosts[2].stop()
