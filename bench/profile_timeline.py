@@ -41,9 +41,9 @@ def connect(self):
     a = time.time(); r = orig_connect(self); b = time.time()
     with lock: hosts.setdefault(self.host.name, {})["connect"] = (a, b)
     return r
-def run(self, cmd):
+def run(self, cmd, *args, **kwargs):
     self.connect()
-    a = time.time(); r = orig_run(self, cmd); b = time.time()
+    a = time.time(); r = orig_run(self, cmd, *args, **kwargs); b = time.time()
     with lock: hosts.setdefault(self.host.name, {})["command"] = (a, b)
     return r
 def load():

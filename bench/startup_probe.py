@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Start-up probe of `fab`: wall time of `fab --list`, and of `fab -H nodes trust-cert` (re-run, nothing to
-change) on N sshd hosts, plus `python -X importtime` of that trust-cert run (modules, summed self time, by
+change; and first run, every host without certs.d) on N sshd hosts, plus `python -X importtime` of that trust-cert run (modules, summed self time, by
 package, and the full module list for diffing).
 
 Usage (from the project root; no settings needed, it makes its own hosts):
@@ -49,12 +49,15 @@ def wall(argv, env, cwd: Path = ROOT) -> float:
 CPU: list[float] = []
 
 
-def paired(label: str, argv_for, env, runs: int, trees: list[Path]) -> None:
-    """Time argv_for(tree) `runs` times per tree, alternating trees run by run; print each tree's median."""
+def paired(label: str, argv_for, env, runs: int, trees: list[Path], prepare=None) -> None:
+    """Time argv_for(tree) `runs` times per tree, alternating trees run by run; print each tree's median.
+    `prepare()`, untimed, before each run."""
     times: dict[Path, list[float]] = {t: [] for t in trees}
     cpus: dict[Path, list[float]] = {t: [] for t in trees}
     for _ in range(runs):
         for tree in trees:
+            if prepare is not None:
+                prepare()
             times[tree].append(wall(argv_for(tree), env, tree))
             cpus[tree].append(CPU[-1])
     for tree in trees:
@@ -91,6 +94,13 @@ def main() -> int:
         fab = [str(BIN / "fab"), "-H", "nodes", "trust-cert"]
         wall(fab, env)  # first run: installs; what follows are re-runs (facts only, 1 command per host)
         paired(f"fab -H nodes trust-cert (re-run, N={args.hosts})", lambda tree: fab, env, args.runs, trees)
+
+        def fresh() -> None:  # every host without certs.d: the run changes every host
+            for h in hs.hosts:
+                shutil.rmtree(h.etc_docker / "certs.d", ignore_errors=True)
+
+        paired(f"fab -H nodes trust-cert (first run, N={args.hosts})", lambda tree: fab, env, args.runs, trees,
+               prepare=fresh)
         totals, summary, stderr = [], None, ""
         for _ in range(args.runs):
             r = subprocess.run([str(BIN / "python"), "-X", "importtime", *fab], cwd=ROOT, env=env,
