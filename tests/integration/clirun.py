@@ -1,11 +1,24 @@
 """Run the real `inv` and `fab` programs from the project's virtualenv."""
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+
+
+def interruptible(tool: str, *args: str, config: Path, env: dict) -> subprocess.Popen:
+    """Start `tool` for a test that sends it SIGINT (Ctrl-C), its output on stdout. The child gets SIGINT's
+    default action back first: a test run started in the background by a non-interactive shell
+    (`cmd &`) inherits SIGINT ignored, Python then installs no KeyboardInterrupt handler, and the
+    test's Ctrl-C would be lost."""
+    full_env = {k: v for k, v in os.environ.items() if k != "REGISTRY_PASSWORD"}
+    full_env.update(env, SWARM_REGISTRY_CONFIG=str(config))
+    return subprocess.Popen([str(BIN / tool), *args], cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def run(tool: str, *args: str, config: Path | None = None, env: dict | None = None, input: str | None = None,

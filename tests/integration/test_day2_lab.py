@@ -19,7 +19,7 @@ import yaml
 
 from devtools.lab import settings as LS
 from tests.conftest import require
-from tests.integration.clirun import BIN, ROOT, run, statuses
+from tests.integration.clirun import interruptible, run, statuses
 
 pytestmark = pytest.mark.lab
 NAME = "day2"
@@ -105,10 +105,7 @@ def catalog(cfg) -> dict[str, str]:
 
 
 def inv_proc(cfg, *args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_PASSWORD"}
-    env.update(ENV, SWARM_REGISTRY_CONFIG=str(cfg))
-    return subprocess.Popen([str(BIN / "inv"), *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return interruptible("inv", *args, config=cfg, env=ENV)
 
 
 SHIM = r"""#!/bin/sh

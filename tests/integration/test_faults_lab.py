@@ -1,6 +1,5 @@
 """Faults on the lab: a connection cut mid-run, the registry node restarted, setup interrupted
 (SIGINT) at each step, and data surviving everything but teardown --purge-data --yes."""
-import os
 import re
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import yaml
 from devtools.lab import settings as S
 from swarm_registry.plan import ORDER
 from tests.integration import faults
-from tests.integration.clirun import BIN, ROOT, run, statuses
+from tests.integration.clirun import interruptible, run, statuses
 from tests.integration.labutil import CERTS, ENDPOINT, ensure_setup, node_exec
 
 pytestmark = pytest.mark.lab
@@ -28,10 +27,7 @@ def lab(lab_config):
 
 
 def setup_proc(lab):
-    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_PASSWORD"}
-    env.update(ENV, SWARM_REGISTRY_CONFIG=str(lab))
-    return subprocess.Popen([str(BIN / "inv"), "setup"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return interruptible("inv", "setup", config=lab, env=ENV)
 
 
 def pushed_tag(lab):
