@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import select
 import threading
 import socket
@@ -216,7 +215,7 @@ class Session:
             return _after_sudo(early, _collect(chan, cmd.timeout))
 
     def _send_holding(self, cmd: Command, sent: Command) -> Output:
-        mark = f"swarm-registry-held-{secrets.token_hex(8)}"
+        mark = f"swarm-registry-held-{os.urandom(8).hex()}"  # os, not secrets: no import at start-up
         wrapped = as_run(holding(cmd, mark), self.sudo, self.sudo_password)
         with _failures(sent):
             chan, early = self._start(wrapped, shown=sent)
