@@ -4,7 +4,7 @@
 #   verify=RC CODE | verify=skipped  (curl's exit code and HTTP status of https://$endpoint/v2/)
 set -u
 dir="/etc/docker/certs.d/$endpoint"
-install -d -m 0755 "$dir" && chmod 0755 "$dir" || exit 10
+install -d -m 0755 "$dir" || exit 10  # -m sets the mode of a directory already there too
 verified_write "$dir/ca.crt" 0644 "$sha" || exit $?
 fact_trust
 if command -v curl >/dev/null 2>&1; then

@@ -578,6 +578,13 @@ def test_fact_trust_reads_the_previous_ca_apart_from_strays(tmp_path, base_setti
     (d / ".old.crt").write_bytes(b"x")
     (d / "gone.cert").symlink_to(d / "nowhere")
     assert sorted(facts_mod.parse(box.run(cmd).stdout).trust_strays.split()) == [".old.crt", "client.key", "gone.cert"]
+    # one stat reads both modes, the directory's first: drift in either is seen where it is
+    os.chmod(d, 0o700)
+    os.chmod(d / "ca.crt", 0o600)
+    assert facts_mod.parse(box.run(cmd).stdout).trust == f"{commands.sha256(b'NEW')}:600:700"
+    # the directory without ca.crt: its mode, no file mode, no sum
+    (d / "ca.crt").unlink()
+    assert facts_mod.parse(box.run(cmd).stdout).trust == "::700"
     # the directory missing: no stray, no error
     shutil.rmtree(d)
     f = facts_mod.parse(box.run(cmd).stdout)

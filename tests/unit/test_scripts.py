@@ -249,6 +249,21 @@ def test_fact_trust_for_an_endpoint_without_certs_dir(box, settings):
     assert trust.plan(settings.registry.endpoint, b"anchor", "node2", f).status == CHANGED
 
 
+def test_fact_trust_on_a_fresh_node_starts_no_process(tmp_path, settings):
+    """trust-cert's facts on a node without certs.d/ENDPOINT run on the shell's builtins alone (a first
+    fan-out pays for no sha256sum or stat per host): every command on PATH logs its call, and none is made."""
+    cmd = facts.command(settings, ["trust"])
+    tools, log = tmp_path / "tools", tmp_path / "calls"
+    tools.mkdir()
+    for name in ("sha256sum", "stat", "cat", "ls"):
+        (tools / name).write_text(f'#!/bin/sh\necho {name} >>{log}\nexit 1\n')
+        (tools / name).chmod(0o755)
+    argv = (shutil.which(cmd.argv[0]), *cmd.argv[1:])  # sh itself from this machine
+    r = subprocess.run(argv, capture_output=True, env={"PATH": str(tools)}, timeout=30)
+    assert (r.returncode, r.stderr, log.exists()) == (0, b"", False)
+    assert facts.parse(r.stdout.decode()).trust == "::"
+
+
 # --- facts: the manager's view, through a scripted docker ------------------------------------------------------
 
 SPEC = {"Name": "onsen-registry_registry", "Labels": {"io.swarm-registry.spec": "abc"},
