@@ -12,6 +12,7 @@ every swarm secret, read inside the registry's task) nor in any output."""
 import ipaddress
 import json
 import secrets
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -45,12 +46,13 @@ class Shape:
         self.lab = L.lab(name)
         self.nodes = range(1, options["nodes"] + 1)
         self.password = "Rg-" + secrets.token_urlsafe(15)
+        self.work: Path | None = None  # settings and state (the CA key) of a shape that rewrites them
 
     def up(self):
         self.config = lab_mod.up(out=lambda line: None, name=self.name, **self.options)
         if self.name in REGISTRY_BY_ADDRESS:
             data = yaml.safe_load(self.config.read_text())
-            work = Path(tempfile.mkdtemp(prefix=f"shape-{self.name}-"))
+            self.work = work = Path(tempfile.mkdtemp(prefix=f"shape-{self.name}-"))
             data["registry"]["host"] = data["hosts"]["node1"]["address"]
             data["state_dir"] = str(work / "state")
             self.config = work / "cluster.yaml"
@@ -98,6 +100,8 @@ def shape(request, _lab_session):
 
     if os.environ.get("SWARM_REGISTRY_KEEP_LAB") != "1":
         lab_mod.down(out=lambda line: None, name=s.name)
+        if s.work is not None:  # its state holds a CA key: not left in /tmp
+            shutil.rmtree(s.work, ignore_errors=True)
 
 
 def changed(stdout: str) -> list[str]:
