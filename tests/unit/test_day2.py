@@ -585,6 +585,12 @@ def test_fact_trust_reads_the_previous_ca_apart_from_strays(tmp_path, base_setti
     # the directory without ca.crt: its mode, no file mode, no sum
     (d / "ca.crt").unlink()
     assert facts_mod.parse(box.run(cmd).stdout).trust == "::700"
+    # ca.crt a directory: no hash, its mode as found, nothing on stderr
+    (d / "ca.crt").mkdir()
+    os.chmod(d / "ca.crt", 0o755)
+    out = box.run(cmd)
+    assert (facts_mod.parse(out.stdout).trust, out.stderr) == (":755:700", "")
+    (d / "ca.crt").rmdir()
     # the directory missing: no stray, no error
     shutil.rmtree(d)
     f = facts_mod.parse(box.run(cmd).stdout)
