@@ -1,9 +1,13 @@
 # lib.sh: shell functions every remote script may use (prepended to each one by commands.script).
-# sum FILE: its sha256 (empty when unreadable); mode PATH: its octal mode (empty when absent). Few processes:
-# on a first trust-cert the remote scripts' forks are most of the second command's cost (bench/HISTORY.md),
-# so a path that is not there costs none, and a hot path reads into a variable (vw_sum=$(sha256sum ...))
-# rather than $(sum ...), where the function's own $() is a second fork.
-sum() { [ -r "$1" ] || return 0; set -- "$(sha256sum 2>/dev/null <"$1")"; echo "${1%% *}"; }
+# sum_into VAR FILE: VAR=FILE's sha256 (empty when unreadable), set in this shell; sum FILE prints it;
+# mode PATH: its octal mode (empty when absent). Few processes: on a first trust-cert the remote scripts'
+# forks are most of the second command's cost (bench/HISTORY.md), so a path that is not there costs none,
+# and a hot path calls sum_into (one process) rather than $(sum ...), whose own $() is a second fork.
+sum_into() {
+  if [ -r "$2" ]; then set -- "$1" "$(sha256sum 2>/dev/null <"$2")"; else set -- "$1" ""; fi
+  eval "$1=\${2%% *}"
+}
+sum() { sum_into sm_sum "$1"; echo "$sm_sum"; }
 mode() { [ -e "$1" ] || [ -L "$1" ] || return 0; stat -c %a "$1" 2>/dev/null; }
 # on_exit CMD: run CMD when the script ends, also when interrupted; a signal ends the script (a trap that
 # only cleaned up would let it go on: dash resumes after a handler), with 128+N.
@@ -21,8 +25,8 @@ verified_write() {
   vw_tmp=$(mktemp "$vw_dir.${1##*/}.XXXXXX") || return 11
   on_exit 'rm -f "$vw_tmp"'
   cat >"$vw_tmp" || { rm -f "$vw_tmp"; return 12; }
-  vw_sum=$(sha256sum <"$vw_tmp") || vw_sum=
-  if [ "${vw_sum%% *}" != "$3" ]; then echo "$1: content arrived truncated" >&2; rm -f "$vw_tmp"; return 13; fi
+  sum_into vw_sum "$vw_tmp"
+  if [ "$vw_sum" != "$3" ]; then echo "$1: content arrived truncated" >&2; rm -f "$vw_tmp"; return 13; fi
   chmod "$2" "$vw_tmp" && mv -f "$vw_tmp" "$1" || { rm -f "$vw_tmp"; return 14; }
   trap - EXIT INT TERM HUP
 }

@@ -9,7 +9,7 @@ fact_trust() {
   if [ -d "$fc_certs" ]; then
     set -- $(stat -c %a -- "$fc_certs" "$fc_certs/ca.crt" 2>/dev/null)  # the directory's mode, then the file's
     fc_dir=${1-} fc_file=${2-}
-    if [ -r "$fc_certs/ca.crt" ]; then fc_sum=$(sha256sum 2>/dev/null <"$fc_certs/ca.crt") && fc_sum=${fc_sum%% *}; fi
+    sum_into fc_sum "$fc_certs/ca.crt"
     if [ -e "$fc_certs/ca-previous.crt" ]; then
       fc_previous="$(sum "$fc_certs/ca-previous.crt"):$(mode "$fc_certs/ca-previous.crt")"
     fi
