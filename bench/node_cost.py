@@ -40,21 +40,20 @@ def main() -> int:
     ap.add_argument("--tree", default=str(Path(__file__).resolve().parents[1]))
     args = ap.parse_args()
     sys.path.insert(0, str(Path(args.tree).resolve()))
-    from swarm_registry import commands, facts
+    from swarm_registry import commands, facts, pki
     from swarm_registry import settings as settings_mod
     from swarm_registry.steps import trust
 
     tmp = Path(tempfile.mkdtemp(prefix="node-cost-"))
     certs_d = tmp / "certs.d"
-    anchor = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                             "-nodes", "-keyout", "/dev/null", "-subj", "/CN=node-cost", "-days", "1"],
-                            capture_output=True, check=True).stdout
+    _, anchor = pki.make_ca("node-cost", "ecdsa-p256", days=1)
 
-    def here(cmd):  # /etc/docker/certs.d -> the temp dir, in every argument (the scripts name it literally)
-        return dataclasses.replace(cmd, argv=tuple(a.replace("/etc/docker/certs.d", str(certs_d)) for a in cmd.argv))
+    def here(cmd):  # certs.d -> the temp dir, in every argument (the scripts name it literally)
+        return dataclasses.replace(cmd, argv=tuple(a.replace(commands.CERTS_D, str(certs_d)) for a in cmd.argv))
 
-    settings = settings_mod.from_mapping({"registry": {"host": "127.0.0.1", "port": 1, "node": "n1"}, "state_dir": str(tmp / "state"),
-                                      "hosts": {"n1": {"address": "127.0.0.1", "roles": ["manager"]}}})
+    settings = settings_mod.from_mapping({
+        "registry": {"host": "127.0.0.1", "port": 1, "node": "n1"}, "state_dir": str(tmp / "state"),
+        "hosts": {"n1": {"address": "127.0.0.1", "roles": ["manager"]}}})
     assert settings.registry.endpoint == ENDPOINT
     fact = here(facts.command(settings, ["trust"]))
     install = here(trust.command(ENDPOINT, anchor))
@@ -62,13 +61,15 @@ def main() -> int:
     def run(cmd) -> str:
         r = subprocess.run(cmd.argv, input=cmd.stdin or b"", capture_output=True)
         if r.returncode != 0:
-            raise SystemExit(f"{cmd.argv[3] if len(cmd.argv) > 3 else cmd.argv[0]} exited {r.returncode}: {r.stderr[-300:]!r}")
+            name = cmd.argv[3] if len(cmd.argv) > 3 else cmd.argv[0]  # a script's name follows sh -c TEXT
+            raise SystemExit(f"{name} exited {r.returncode}: {r.stderr[-300:]!r}")
         return r.stdout.decode()
 
     cases = (("trust fact, no certs.d (first run's facts)", [fact], True),
              ("trust fact + trust script (first run)", [fact, install], True),
              ("trust fact, ca.crt in place (re-run)", [fact], False))
-    print(f"tree {args.tree}; {args.runs} runs per case; load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"tree {args.tree}; {args.runs} runs per case; load {load}")
     try:
         for label, cmds, fresh in cases:
             cpus, walls = [], []
