@@ -92,11 +92,18 @@ def compose_path(settings: Settings) -> str:
     return f"{settings.registry.config_dir}/{COMPOSE_NAME}"
 
 
+def helper_entry_dir(endpoint: str) -> str:
+    """Where docker-credential-pass keeps `endpoint`'s credential, under pass's store: its folder, then the
+    server URL base64url-encoded (docker-credential-helpers' pass/pass.go; slashes would make folders)."""
+    return "docker-credential-helpers/" + base64.urlsafe_b64encode(endpoint.encode("utf-8")).decode("ascii")
+
+
 def script_values(settings: Settings) -> dict[str, str]:
     """The shell variables every fact function may read."""
     r, s3 = settings.registry, settings.storage.s3
-    values = {"endpoint": r.endpoint, "image": r.image, "data_dir": r.data_dir, "auth_dir": r.auth_dir,
-              "compose": compose_path(settings), "service": r.service, "stack": r.stack}
+    values = {"endpoint": r.endpoint, "cred_dir": helper_entry_dir(r.endpoint), "image": r.image,
+              "data_dir": r.data_dir, "auth_dir": r.auth_dir, "compose": compose_path(settings),
+              "service": r.service, "stack": r.stack}
     if s3 is not None:
         values.update(s3_endpoint=s3.endpoint, s3_region=s3.region, s3_bucket=s3.bucket)
     return values

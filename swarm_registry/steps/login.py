@@ -1,8 +1,8 @@
 """login / logout: `docker login` on the node, the password on stdin, the credential in pass.
 
-The login fact compares without sending the password back: the node hashes what the credential
-store answers for the registry, and `expected_sha` hashes what it must answer for this user and
-password. After a login, config.json must hold no `auth` value and the store must hold it.
+The login fact compares without sending the password back: the node hashes the secret the credential
+store holds for the registry (decrypted by gpg; files/scripts/facts/login.sh), and `expected_sha` hashes
+the password it must hold. After a login, config.json must hold no `auth` value and the store must hold it.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 
 from .. import commands
 from ..errors import Output
-from ..facts import Facts, parse
+from ..facts import Facts, helper_entry_dir, parse
 from ..results import CHANGED, FAILED
 from . import Action, StepPlan, change, failed, ok, skipped
 
@@ -19,18 +19,10 @@ STEP = "login"
 LOGOUT = "logout"
 
 
-def go_json(value: str) -> str:
-    """A JSON string as Go's encoding/json writes it (docker-credential-helpers is Go)."""
-    text = json.dumps(value, ensure_ascii=False)
-    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
-                    ("\u2029", "\\u2029")):
-        text = text.replace(ch, esc)
-    return text
-
-
-def expected_sha(endpoint: str, user: str, password: str) -> str:
-    entry = f'{{"ServerURL":{go_json(endpoint)},"Username":{go_json(user)},"Secret":{go_json(password)}}}'
-    return hashlib.sha256(entry.encode("utf-8")).hexdigest()
+def expected_sha(password: str) -> str:
+    """What the login fact reads when the store holds `password`: the secret's sha256 (docker login
+    stores the password as given, and pass keeps the bytes it is handed)."""
+    return hashlib.sha256(password.encode("utf-8")).hexdigest()
 
 
 def plain_auth(config: bytes | None, endpoint: str) -> bool:
@@ -45,14 +37,14 @@ def plain_auth(config: bytes | None, endpoint: str) -> bool:
 
 
 def logged_in(f: Facts, endpoint: str, user: str, password: str) -> bool:
-    return (f.login_user == user and f.login_sha == expected_sha(endpoint, user, password)
+    return (f.login_user == user and f.login_sha == expected_sha(password)
             and not plain_auth(f.docker_config, endpoint))
 
 
 def command(endpoint: str, user: str, action: str, password: str | None = None) -> commands.Command:
     stdin = password.encode("utf-8") if action == "login" else None
-    return commands.script("login", {"endpoint": endpoint, "user": user, "action": action}, stdin=stdin,
-                           secret=stdin is not None, timeout=60)
+    values = {"endpoint": endpoint, "cred_dir": helper_entry_dir(endpoint), "user": user, "action": action}
+    return commands.script("login", values, stdin=stdin, secret=stdin is not None, timeout=60)
 
 
 def _after_login(endpoint: str, user: str, password: str):

@@ -304,7 +304,8 @@ def test_script_distro_apply_rerun_then_facts_plan_and_login_agree(home, base_se
     assert cr.plan(settings, settings.hosts["kawaii"], after, None).status == "ok"
 
     # the key has an encryption subkey: a credential really round-trips through pass, and the login
-    # fact hashes what the real (Go) helper answers exactly as login.expected_sha does
+    # fact (which reads pass's store with gpg, not through the helper) finds and hashes the secret the
+    # real (Go) helper answers, exactly as login.expected_sha does
     env = {"PATH": os.environ["PATH"], "HOME": str(home)}
     endpoint, password = settings.registry.endpoint, 'pw<&>"\\é'
     cred = json.dumps({"ServerURL": endpoint, "Username": "lenain", "Secret": password}).encode()
@@ -313,9 +314,15 @@ def test_script_distro_apply_rerun_then_facts_plan_and_login_agree(home, base_se
     assert json.loads(got.stdout)["Secret"] == password
     logged = run_facts(settings, ["login"], home)
     assert logged.login_user == "lenain"
-    assert logged.login_sha == login.expected_sha(endpoint, "lenain", password)
+    assert logged.login_sha == login.expected_sha(password)
     assert login.logged_in(logged, endpoint, "lenain", password)
     assert not login.logged_in(logged, endpoint, "lenain", "pw")
+    # the helper's folder for a server URL is base64url: '-' and '_' where base64 has '+' and '/'
+    odd = "h.lan:5000/~x>?"
+    assert "-" in facts.helper_entry_dir(odd) and "_" in facts.helper_entry_dir(odd)
+    cred = json.dumps({"ServerURL": odd, "Username": "lenain", "Secret": password}).encode()
+    assert subprocess.run(["docker-credential-pass", "store"], input=cred, env=env).returncode == 0
+    assert (home / ".password-store" / facts.helper_entry_dir(odd) / "lenain.gpg").is_file()
 
 
 def test_script_reinitialises_a_store_naming_a_missing_key(home, base_settings):

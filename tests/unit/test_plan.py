@@ -55,7 +55,7 @@ def converged_facts(w) -> dict[str, Facts]:
     node = dict(docker_up=True, swarm_state="active", trust=f"{commands.sha256(w.bundle.trust_anchor)}:644:755",
                 pass_installed=True, helper_sha="ab" * 32, helper_path="/usr/bin/docker-credential-pass",
                 gpg_id=True, list_rc=0, docker_config=config, login_user="lenain",
-                login_sha=login.expected_sha(s.registry.endpoint, "lenain", PASSWORD))
+                login_sha=login.expected_sha(PASSWORD))
     mgr = Facts(**node, control=True, image_id="sha256:img", data_dir_mode="755", auth_dir_mode="700",
                 htpasswd=f"{commands.sha256(w.htpasswd)}:600",
                 compose=f"{commands.sha256(w.stack)}:644",

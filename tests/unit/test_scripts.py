@@ -167,19 +167,29 @@ def test_fact_store_and_login_without_pass_or_helper(box, settings):
     assert "login_user" not in out.values()  # no helper: nothing to ask
 
 
-GO_ENTRY = '{"ServerURL":"%s","Username":"lenain","Secret":"p\\u003cw\\u003e\\u0026\\"q\\\\é"}'
-PASSWORD = 'p<w>&"q\\é'  # what Go's encoding/json writes for it is GO_ENTRY's Secret
+PASSWORD = 'p<w>&"q\\é'  # characters that JSON, shell or Go's encoder would treat specially
 
 
 def fake_helper(box, *, list_rc=0):
-    """docker-credential-pass answering like the Go one: JSON + newline, or 'not found' and exit 1."""
+    """docker-credential-pass answering `list` (the login fact reads the store, not the helper), and a gpg
+    that "decrypts" by printing the file; with $STATE/no-key it then fails, as gpg whose key is gone."""
+    box.fake("gpg", 'for f; do :; done; echo "gpg $*" >>"$LOG"; cat "$f" || exit 2\n'
+                    '[ -e "$STATE/no-key" ] && { echo "gpg: decryption failed: No secret key" >&2; exit 2; }; exit 0')
     return box.fake("docker-credential-pass", f"""echo "helper $*" >>"$LOG"
 case "$1" in
   list) echo '{{}}'; exit {list_rc} ;;
-  get) read -r url; [ -f "$STATE/stored-$url" ] && {{ cat "$STATE/stored-$url"; exit 0; }}
-       echo "credentials not found in native keychain"; exit 1 ;;
 esac
 exit 2""")
+
+
+def stored(box, endpoint: str, user: str = "lenain") -> Path:
+    """Where docker-credential-pass keeps the credential for endpoint (what the fake gpg decrypts)."""
+    return box.home / ".password-store" / facts.helper_entry_dir(endpoint) / f"{user}.gpg"
+
+
+def store(box, endpoint: str, secret: str, user: str = "lenain") -> None:
+    stored(box, endpoint, user).parent.mkdir(parents=True, exist_ok=True)
+    stored(box, endpoint, user).write_text(secret)
 
 
 def test_fact_store_with_pass_helper_store_and_config(box, settings):
@@ -198,17 +208,27 @@ def test_fact_store_with_pass_helper_store_and_config(box, settings):
     assert facts.parse(box.run(facts.command(settings, ["store"])).stdout).list_rc == 1
 
 
-def test_fact_login_hashes_what_the_helper_answers_like_expected_sha(box, settings):
+def test_fact_login_hashes_what_gpg_decrypts_from_the_helpers_entry_like_expected_sha(box, settings):
     endpoint = settings.registry.endpoint
     fake_helper(box)
-    (box.root / f"stored-{endpoint}").write_text(GO_ENTRY % endpoint + "\n")  # Go's Encoder adds the newline
+    store(box, endpoint, PASSWORD)
     out = box.run(facts.command(settings, ["login"]))
     f = facts.parse(out.stdout)
     assert f.login_user == "lenain"
-    assert f.login_sha == login.expected_sha(endpoint, "lenain", PASSWORD)
-    assert f.login_sha != login.expected_sha(endpoint, "lenain", "other")
-    assert "Secret" not in out.stdout and "q\\" not in out.stdout  # the password never comes back
-    assert "helper get" in box.calls()
+    assert f.login_sha == login.expected_sha(PASSWORD)
+    assert f.login_sha != login.expected_sha("other")
+    assert PASSWORD not in out.stdout and "q\\" not in out.stdout  # the password never comes back
+    assert box.calls() == [f"gpg --quiet --batch --yes -d {stored(box, endpoint)}"]  # not the helper, not pass
+
+
+def test_fact_login_is_empty_when_gpg_cannot_decrypt_the_entry(box, settings):
+    endpoint = settings.registry.endpoint
+    fake_helper(box)
+    store(box, endpoint, PASSWORD)
+    assert box.run(facts.command(settings, ["login"])).values()["login_user"] == "lenain"  # control
+    (box.root / "no-key").touch()  # gpg prints what it read, then fails: a failure, whatever came out
+    f = box.run(facts.command(settings, ["login"])).values()
+    assert (f["login_user"], f["login_sha"]) == ("", "")
 
 
 # --- facts: registry node, trust -----------------------------------------------------------------------------
@@ -274,7 +294,7 @@ SPEC = {"Name": "onsen-registry_registry", "Labels": {"io.swarm-registry.spec": 
 FAKE_SWARM = """echo "$*" >>"$LOG"
 case "$1 $2" in
   "info --format") echo "active|true" ;;
-  "node ls") if [ "$3" = -q ]; then printf 'id1\\nid2\\n'; else printf 'node=id1|kawaii|Ready|Active\\nnode=id2|node2|Down|Active\\n'; fi ;;
+  "node ls") printf 'node=id1|kawaii|Ready|Active\\nnode=id2|node2|Down|Active\\n' ;;
   "node inspect") printf 'nodelabels=kawaii|{"registry":"true"}\\nnodelabels=node2|null\\n' ;;
   "secret ls") printf 'secret=registry.onsen.lan.crt-1111|2026-11-01 10:00:00 +0000 UTC\\n' ;;
   "service inspect") cat "$STATE/spec.json" ;;
@@ -299,6 +319,10 @@ def test_fact_manager_and_tasks_read_back_through_the_parser(box, settings):
     calls = box.calls()
     assert "secret ls --filter label=io.swarm-registry.stack=onsen-registry --format secret={{.Name}}|{{.CreatedAt}}" in calls
     assert "service inspect --format {{json .Spec}} onsen-registry_registry" in calls
+    # one `node ls`: the IDs for `node inspect` come from its own lines
+    assert [c for c in calls if c.startswith("node ")] == [
+        "node ls --format node={{.ID}}|{{.Hostname}}|{{.Status}}|{{.Availability}}",
+        "node inspect --format nodelabels={{.Description.Hostname}}|{{json .Spec.Labels}} id1 id2"]
     assert f.node_id("kawaii") == "id1" and f.hostname("id2") == "node2"
 
 
@@ -316,8 +340,9 @@ FAKE_DOCKER_LOGIN = """echo "$*" >>"$LOG"
 case "$1" in
   login) pw=$(cat); printf '%s' "$pw" >"$STATE/password-seen"
          [ "$pw" = "$(cat "$STATE/password")" ] || { echo "Error response from daemon: login attempt to https://$5/v2/ failed with status: 401 Unauthorized" >&2; exit 1; }
-         cat "$STATE/entry" >"$STATE/stored-$5"; echo "Login Succeeded" ;;  # what credsStore pass keeps
-  logout) rm -f "$STATE/stored-$2"; echo "Removing login credentials for $2" ;;
+         printf '%s' "$pw" >"$(cat "$STATE/entry")"  # where credsStore pass keeps it
+         echo "Login Succeeded" ;;
+  logout) rm -f "$(cat "$STATE/entry")"; echo "Removing login credentials for $2" ;;
 esac"""
 
 
@@ -327,7 +352,8 @@ def login_box(box, settings):
     box.fake("docker", FAKE_DOCKER_LOGIN)
     fake_helper(box)
     (box.root / "password").write_text(PASSWORD)
-    (box.root / "entry").write_text(GO_ENTRY % endpoint + "\n")
+    (box.root / "entry").write_text(str(stored(box, endpoint)))  # where the fake docker login stores it
+    stored(box, endpoint).parent.mkdir(parents=True)
     (box.home / ".docker").mkdir()
     (box.home / ".docker" / "config.json").write_text(json.dumps({"auths": {endpoint: {}}, "credsStore": "pass"}))
     return box
@@ -341,7 +367,7 @@ def test_login_script_logs_in_and_the_step_verdict_accepts_it(login_box, setting
     out = box.run(action.command)
     values = out.values()
     assert values["rc"] == "0" and values["login_user"] == "lenain"
-    assert values["login_sha"] == login.expected_sha(endpoint, "lenain", PASSWORD)
+    assert values["login_sha"] == login.expected_sha(PASSWORD)
     assert base64.b64decode(values["dconfig"]) == (box.home / ".docker" / "config.json").read_bytes()
     assert (box.root / "password-seen").read_text() == PASSWORD  # exactly the password: stdin, no newline
     assert box.calls()[0] == f"login --username lenain --password-stdin {endpoint}"
@@ -373,7 +399,7 @@ def test_login_script_password_in_config_json_fails(login_box, settings):
 
 def test_logout_script_removes_the_credential(login_box, settings):
     endpoint = settings.registry.endpoint
-    (login_box.root / f"stored-{endpoint}").write_text(GO_ENTRY % endpoint + "\n")
+    store(login_box, endpoint, PASSWORD)
     plan = login.plan_logout(endpoint, "lenain", "node2", Facts(login_user="lenain"))
     out = login_box.run(plan.actions[0].command)
     assert plan.actions[0].command.stdin is None
