@@ -237,40 +237,34 @@ def _remove_stale_node_images(keep: str, out: Out) -> None:
                 out(f"[lab] removed outdated node image {old}")
 
 
+def _remove(path: Path, *, strict: bool = False) -> None:
+    """A file, link or directory tree out of the image's rootfs (a link is removed, never followed);
+    `strict`: a file that cannot be removed is an error (the host keys must not ship in the image)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    try:
+        path.unlink()
+    except OSError:
+        if strict:
+            raise
+
+
 def _trim_rootfs(rootfs: str) -> None:
+    """Empty what a node never reads (docs, apt's lists and caches, logs; proc, sys and dev, which docker
+    provides), keeping apt's partial/ and lock; remove the host keys debootstrap made, and its own dir."""
     root = Path(rootfs)
     for rel in ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
                 "usr/share/lintian", "usr/share/linda", "var/lib/apt/lists",
-                "var/cache/apt/archives", "var/cache/debconf", "var/log"]:
+                "var/cache/apt/archives", "var/cache/debconf", "var/log", "proc", "sys", "dev"]:
         d = root / rel
         if d.is_dir() and not d.is_symlink():
             for child in d.iterdir():
-                if child.name in ("partial", "lock"):
-                    continue
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    try:
-                        child.unlink()
-                    except OSError:
-                        pass
+                if child.name not in ("partial", "lock"):
+                    _remove(child)
     for pattern in ["var/cache/apt/*.bin", "etc/ssh/ssh_host_*", "debootstrap"]:
         for p in root.glob(pattern):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink()
-    for rel in ["proc", "sys", "dev"]:  # docker provides these
-        d = root / rel
-        if d.is_dir():
-            for child in d.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    try:
-                        child.unlink()
-                    except OSError:
-                        pass
+            _remove(p, strict=True)
 
 
 def _customise_node(rootfs: str, proxy: str | None) -> None:
