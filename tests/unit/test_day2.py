@@ -561,7 +561,7 @@ def test_fact_trust_reads_the_previous_ca_apart_from_strays(tmp_path, base_setti
     s = S.from_mapping(base_settings)
     certs_d = tmp_path / "certs"
     cmd = facts_mod.command(s, ["trust"])
-    cmd = dataclasses.replace(cmd, argv=tuple(a.replace("/etc/docker/certs.d", str(certs_d)) for a in cmd.argv))
+    cmd = dataclasses.replace(cmd, argv=tuple(a.replace(commands.CERTS_D, str(certs_d)) for a in cmd.argv))
     d = certs_d / s.registry.endpoint
     d.mkdir(parents=True)
     (d / "ca.crt").write_bytes(b"NEW")
