@@ -56,8 +56,8 @@ class Facts:
     trust_previous: str = ""  # "sha256:filemode" of certs.d/ENDPOINT/ca-previous.crt (rotate-ca), "" when none
     # credential store and login
     pass_installed: bool = False
-    helper_sha: str = ""
-    helper_path: str = ""
+    helper_sha: str = ""   # sha256 of docker-credential-pass, read only when it is RELEASE_BIN and pinned
+    helper_path: str = ""  # where it is (first on PATH); "" when absent
     gpg_id: bool = False
     list_rc: int | None = None
     docker_config: bytes | None = None  # ~/.docker/config.json as read (None: absent)
@@ -92,6 +92,9 @@ def compose_path(settings: Settings) -> str:
     return f"{settings.registry.config_dir}/{COMPOSE_NAME}"
 
 
+RELEASE_BIN = "/usr/local/bin/docker-credential-pass"  # where credential_helper.source: release installs it
+
+
 def helper_entry_dir(endpoint: str) -> str:
     """Where docker-credential-pass keeps `endpoint`'s credential, under pass's store: its folder, then the
     server URL base64url-encoded (docker-credential-helpers' pass/pass.go; slashes would make folders)."""
@@ -101,7 +104,8 @@ def helper_entry_dir(endpoint: str) -> str:
 def script_values(settings: Settings) -> dict[str, str]:
     """The shell variables every fact function may read."""
     r, s3 = settings.registry, settings.storage.s3
-    values = {"endpoint": r.endpoint, "cred_dir": helper_entry_dir(r.endpoint), "image": r.image,
+    pin = RELEASE_BIN if settings.credential_helper.source == "release" else ""
+    values = {"endpoint": r.endpoint, "cred_dir": helper_entry_dir(r.endpoint), "helper_pin": pin, "image": r.image,
               "data_dir": r.data_dir, "auth_dir": r.auth_dir, "compose": compose_path(settings),
               "service": r.service, "stack": r.stack}
     if s3 is not None:

@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 
 from .. import commands
 from ..errors import Output
-from ..facts import Facts
+from ..facts import RELEASE_BIN, Facts
 from ..results import CHANGED, FAILED, OK
 from ..settings import Settings
 from . import Action, StepPlan, change, failed, ok
 
 STEP = "credential-helper"
 
-RELEASE_BIN = "/usr/local/bin/docker-credential-pass"
 KEY_NAME = "docker credentials (swarm-registry)"
 CREDS_STORE = "pass"
 LIST_TIMEOUT = 10  # seconds `docker-credential-pass list` gets (also in the script)
@@ -189,7 +188,7 @@ def _dump(data: dict) -> bytes:
 def converged(f: Facts, helper_sha: str | None) -> bool:
     """pass + helper installed (the pinned binary for source: release), store initialised and answering."""
     pinned = helper_sha is None or (f.helper_sha == helper_sha and f.helper_path == RELEASE_BIN)
-    return f.pass_installed and bool(f.helper_sha) and pinned and f.gpg_id and f.list_rc == 0
+    return f.pass_installed and bool(f.helper_path) and pinned and f.gpg_id and f.list_rc == 0
 
 
 def _script_verdict(out: Output) -> tuple[str, str]:

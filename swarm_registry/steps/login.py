@@ -76,7 +76,7 @@ def plan(endpoint: str, user: str, password: str | None, host: str, f: Facts, *,
     """`helper_coming`: the credential-helper step of this same plan installs the helper first."""
     if password is None:
         return skipped(STEP, host, "no password given (env REGISTRY_PASSWORD, --password-stdin or a terminal prompt)")
-    if not f.helper_sha and not helper_coming:
+    if not f.helper_path and not helper_coming:
         return failed(STEP, host, "docker-credential-pass is not installed: run inv credential-helper first")
     if logged_in(f, endpoint, user, password):
         return ok(STEP, host, f"already logged in to {endpoint} as {user}")

@@ -13,6 +13,7 @@ import yaml
 from swarm_registry import settings as S
 from devtools.lab import settings as L
 from swarm_registry.steps import credential_store as cr
+from tests.conftest import require
 
 pytestmark = pytest.mark.lab
 STEP = "credential-helper"
@@ -110,9 +111,7 @@ def test_check_mode_reports_a_drift_and_changes_nothing(lab_config):
 def test_release_binary_arrives_on_stdin_and_is_installed_once(lab_config, tmp_path):
     """source: release with a real executable (this machine's docker-credential-pass stands in for the
     downloaded one: the lab has no internet); removed again at the end."""
-    local = Path("/usr/bin/docker-credential-pass")
-    if not local.exists():
-        pytest.skip("no local docker-credential-pass to send")
+    local = Path(require("/usr/bin/docker-credential-pass"))  # make deps installs it: missing fails, never skips
     binary = local.read_bytes()
     data = yaml.safe_load(Path(lab_config).read_text())
     data["credential_helper"] = {"source": "release", "sha256": hashlib.sha256(b"tarball").hexdigest()}

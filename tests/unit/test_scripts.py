@@ -192,7 +192,7 @@ def store(box, endpoint: str, secret: str, user: str = "lenain") -> None:
     stored(box, endpoint, user).write_text(secret)
 
 
-def test_fact_store_with_pass_helper_store_and_config(box, settings):
+def test_fact_store_with_pass_helper_store_and_config(box, settings, base_settings, monkeypatch):
     box.fake("pass", "exit 0")
     helper = fake_helper(box)
     (box.home / ".password-store").mkdir()
@@ -202,7 +202,11 @@ def test_fact_store_with_pass_helper_store_and_config(box, settings):
     (box.home / ".docker" / "config.json").write_bytes(config)
     f = facts.parse(box.run(facts.command(settings, ["store"])).stdout)
     assert f.pass_installed and f.gpg_id and f.list_rc == 0
-    assert f.helper_sha == commands.sha256(helper.read_bytes()) and f.helper_path == str(helper)
+    assert (f.helper_sha, f.helper_path) == ("", str(helper))  # source distro: found, not hashed
+    monkeypatch.setattr(facts, "RELEASE_BIN", str(helper))  # source release, the pinned binary is this one
+    release = S.from_mapping({**base_settings, "credential_helper": {"source": "release", "sha256": "a" * 64}})
+    f = facts.parse(box.run(facts.command(release, ["store"])).stdout)
+    assert (f.helper_sha, f.helper_path) == (commands.sha256(helper.read_bytes()), str(helper))
     assert f.docker_config == config
     fake_helper(box, list_rc=1)
     assert facts.parse(box.run(facts.command(settings, ["store"])).stdout).list_rc == 1
@@ -380,7 +384,7 @@ def login_box(box, settings):
 
 def test_login_script_logs_in_and_the_step_verdict_accepts_it(login_box, settings):
     endpoint, box = settings.registry.endpoint, login_box
-    plan = login.plan(endpoint, "lenain", PASSWORD, "node2", Facts(helper_sha="ab" * 32))
+    plan = login.plan(endpoint, "lenain", PASSWORD, "node2", Facts(helper_path="/usr/bin/docker-credential-pass"))
     assert plan.status == CHANGED and len(plan.actions) == 1
     action = plan.actions[0]
     out = box.run(action.command)
@@ -394,13 +398,13 @@ def test_login_script_logs_in_and_the_step_verdict_accepts_it(login_box, setting
     assert action.verdict(out)[0] == CHANGED, action.verdict(out)
     # and the facts read afterwards say: nothing more to do
     again = facts.parse(box.run(facts.command(settings, ["login"])).stdout)
-    assert login.plan(endpoint, "lenain", PASSWORD, "node2", Facts(helper_sha="ab" * 32, login_user=again.login_user,
+    assert login.plan(endpoint, "lenain", PASSWORD, "node2", Facts(helper_path="/usr/bin/docker-credential-pass", login_user=again.login_user,
                                                                     login_sha=again.login_sha)).status == OK
 
 
 def test_login_script_wrong_password_fails_with_the_daemon_error(login_box, settings):
     endpoint = settings.registry.endpoint
-    action = login.plan(endpoint, "lenain", "wrong", "node2", Facts(helper_sha="x")).actions[0]
+    action = login.plan(endpoint, "lenain", "wrong", "node2", Facts(helper_path="/usr/bin/docker-credential-pass")).actions[0]
     out = login_box.run(action.command)
     assert out.values()["rc"] == "1" and out.values()["login_user"] == ""
     status, message = action.verdict(out)
@@ -411,7 +415,7 @@ def test_login_script_wrong_password_fails_with_the_daemon_error(login_box, sett
 def test_login_script_password_in_config_json_fails(login_box, settings):
     endpoint = settings.registry.endpoint
     (login_box.home / ".docker" / "config.json").write_text(json.dumps({"auths": {endpoint: {"auth": "bGVuYWluOnB3"}}}))
-    action = login.plan(endpoint, "lenain", PASSWORD, "node2", Facts(helper_sha="x")).actions[0]
+    action = login.plan(endpoint, "lenain", PASSWORD, "node2", Facts(helper_path="/usr/bin/docker-credential-pass")).actions[0]
     status, message = action.verdict(login_box.run(action.command))
     assert status == FAILED and "config.json holds the password" in message
 
