@@ -117,6 +117,42 @@ def test_converge_file_refuses_truncated_content_and_keeps_the_old_file(box, tmp
     assert entries(fresh.parent) == []
 
 
+def test_verified_write_sets_a_mode_without_execute_bits_as_it_creates_the_file(box, tmp_path):
+    """No mktemp and no chmod process where the mode has no execute bits (umask as the shell creates the
+    temp file); with execute bits both run (the control: the logging wrappers do see calls)."""
+    for name in ("mktemp", "chmod"):
+        real = shutil.which(name)
+        (box.bin / name).unlink()
+        box.fake(name, f'echo "{name} $*" >>"$LOG"; exec {real} "$@"')
+    d = tmp_path / "d"
+    d.mkdir()
+    for mode in (0o644, 0o600, 0o640, 0o444, 0o000):
+        target = d / f"f{mode:o}"
+        out = box.run(commands.converge_file(str(target), b"data\n", mode))
+        assert out.values() == {"state": "changed"}, out.stderr
+        assert target.read_bytes() == b"data\n" and target.stat().st_mode & 0o7777 == mode, oct(mode)
+    assert box.calls() == [] and sorted(entries(d)) == ["f0", "f444", "f600", "f640", "f644"]
+    for mode in (0o755, 0o4644):  # execute or set-id bits: mktemp and chmod
+        tool = d / f"tool{mode:o}"
+        assert box.run(commands.converge_file(str(tool), b"#!/bin/sh\n", mode)).values() == {"state": "changed"}
+        assert tool.stat().st_mode & 0o7777 == mode
+    assert [c.split()[0] for c in box.calls()] == ["mktemp", "chmod"] * 2
+
+
+def test_verified_write_takes_another_name_when_its_temp_name_is_taken(box, tmp_path):
+    """The shell's temp name is .NAME.PID; a file already there under it (a run killed by SIGKILL) is left
+    alone, and mktemp gives another name."""
+    d = tmp_path / "d"
+    d.mkdir()
+    body = f'printf stale >"{d}/.f.$$"; verified_write "{d}/f" 0644 "{commands.sha256(b"new")}"; echo rc=$?'
+    r = subprocess.run(["sh", "-c", f"{commands._library()}\n{body}"],
+                       input=b"new", capture_output=True, env={"PATH": str(box.bin)}, timeout=30)
+    assert r.stdout.strip().endswith(b"rc=0"), r
+    assert (d / "f").read_bytes() == b"new" and (d / "f").stat().st_mode & 0o777 == 0o644
+    stale = [p for p in d.iterdir() if p.name.startswith(".f.")]
+    assert len(stale) == 1 and stale[0].read_bytes() == b"stale"  # only the one that was there
+
+
 def test_converge_file_takes_a_hostile_path_as_one_name(box, tmp_path):
     target = tmp_path / "a b'$(touch executed);`touch executed2`\"x\" * -n"  # no newline or \\: settings forbid them
     out = box.run(commands.converge_file(str(target), b"data", 0o640))  # runs in tmp_path
