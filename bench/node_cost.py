@@ -3,8 +3,9 @@
 remote commands `fab -H nodes trust-cert` sends, run here by sh, without ssh or sshd.
 
 Cases: the trust fact on a node without certs.d/ENDPOINT (a first run's facts), the facts and then the
-trust script (a first run: install, verify, read back, curl against ENDPOINT), the trust fact with
-ca.crt in place (a re-run). ENDPOINT is a refused port on loopback, as in bench/run_bench.py, so curl
+trust script (a first run: install, verify, read back; up to e154950 the script also ran curl against
+ENDPOINT, where the TLS check now runs on the control machine through sshd, no process on the node),
+the trust fact with ca.crt in place (a re-run). ENDPOINT is a refused port on loopback, as in bench/run_bench.py, so curl
 ends at its connect. certs.d is a temp dir (the commands' /etc/docker/certs.d rewritten), nothing is
 written outside it.
 

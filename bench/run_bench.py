@@ -60,7 +60,8 @@ REQUIREMENTS = BENCH / "requirements.txt"
 GNU_TIME = "/usr/bin/time"
 REMOTE_PYTHON = "/usr/bin/python3"
 SKEL = "/etc/skel"
-# registry.host resolves through /etc/hosts to 127.0.0.1, so the script's curl check is refused at once
+# registry.host resolves through /etc/hosts to 127.0.0.1, so the TLS check from each node (a direct-tcpip channel
+# its sshd opens; curl on the node up to e154950) is refused at once
 # and nothing is looked up in DNS.
 REGISTRY_HOST, REGISTRY_PORT = "localhost", 5000
 ENDPOINT = f"{REGISTRY_HOST}:{REGISTRY_PORT}"
@@ -965,8 +966,9 @@ def analysis(stats, sizes, variants, prof, misses) -> tuple[list[str], list[str]
             f"pays the same interpreter and imports (x floor {stats[(n0, 'rerun')]['minfab'].get('vs_floor25519', 0):.2f} "
             "at this N). Above that, each handshake runs in one GIL-bound process (paramiko's packet layer is "
             "Python) where the floor spreads N ssh processes over both cores. The **first** run runs 2 commands per "
-            "host (facts, then the trust script, which the facts command's held shell runs: one session) where "
-            "the floor runs 1, and they run one after the other: per N, first vs rerun of `inv`: "
+            "host (facts, then the trust script, which the facts command's held shell runs: one session; then the "
+            "TLS check from the node, a channel its sshd opens, no command) where the floor runs 1, and they run one "
+            "after the other: per N, first vs rerun of `inv`: "
             + "; ".join(f"N={n} {stats[(n, 'first')]['inv']['median']:.2f} vs {stats[(n, 'rerun')]['inv']['median']:.2f} s"
                         for n in sizes) + ". On re-runs (1 command, as the floor) the ratio falls with N as the fixed "
             "start-up is spread over more hosts."
@@ -1314,12 +1316,15 @@ def main() -> int:
         "- **conn / cmd per host**: counted in each host's sshd log (LogLevel VERBOSE: `Accepted publickey`, "
         "`Starting session:`) for that run, median over hosts and rounds. `inv trust-cert` reads the facts first "
         "(1 command per host) and runs the trust script only where something differs, through the facts "
-        "command's shell, held for it (one session): first = 1 session for 2 commands (its recap counts 2), "
+        "command's shell, held for it (one session), then checks TLS to the registry from the node through its "
+        "sshd (a direct-tcpip channel: no command): first = 1 session for 2 commands (its recap counts 2), "
         "rerun = 1.",
         "- Every run is checked afterwards (all N files present, same bytes as the CA, modes, nothing else in the "
         "dir; this project's output must say `changed` on every host for first and `ok` for rerun); a failure "
         "aborts the bench.",
-        f"- Settings: `registry.host: {REGISTRY_HOST}` (the script's curl check is refused at once, no DNS); "
+        f"- Settings: `registry.host: {REGISTRY_HOST}` (no registry listens: the TLS check from each node is "
+        "refused at once, no DNS, no TLS handshake; against a running registry each changed node adds one TLS "
+        "handshake in `inv`; up to e154950 the check was curl on the node, ~5 ms of its CPU even when refused); "
         f"`cert.key_type: {KEY_TYPE}`; `ssh.parallel: N`. `inv certs` runs once, untimed.",
         "- Byte-compiled modules as on an operator's machine: the bench byte-compiles tasks.py, fabfile/ and "
         "swarm_registry/ first and runs every variant without PYTHONDONTWRITEBYTECODE"

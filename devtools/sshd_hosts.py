@@ -171,11 +171,12 @@ class SshdHosts:
     """N sshd hosts under `workdir`; `settings_file()` writes a settings YAML for them."""
 
     def __init__(self, n: int, workdir: Path, address: str = "127.0.0.1", home_skel: str | Path | None = None,
-                 sftp: bool = False):
+                 sftp: bool = False, sshd_options: str = ""):
         """`address`: where every sshd listens (127.0.0.1, or ::1 for IPv6 hosts).
         `home_skel` (opt-in, default None): each host's root HOME is a copy of this directory (e.g.
         "/etc/skel"), bound over root's home in its namespace; None keeps this machine's.
-        `sftp` (opt-in, default False): also serve the sftp subsystem."""
+        `sftp` (opt-in, default False): also serve the sftp subsystem.
+        `sshd_options`: more sshd_config lines (e.g. "AllowTcpForwarding no")."""
         self.workdir = Path(workdir).absolute()  # sshd re-executes itself from /: its config needs absolute paths
         self.address = address
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -184,6 +185,7 @@ class SshdHosts:
         self.known_hosts = self.workdir / "known_hosts"
         self.home_skel = Path(home_skel) if home_skel is not None else None
         self.sftp = sftp
+        self.sshd_options = sshd_options
         self.hosts = [SshdHost(f"h{i}", self.workdir / f"h{i}", port, address=address, home_skel=self.home_skel)
                       for i, port in enumerate(free_ports(n, address), 1)]
 
@@ -224,7 +226,7 @@ class SshdHosts:
     def _write_config(self, h: SshdHost) -> None:
         h.dir.joinpath("sshd_config").write_text(
             CONFIG.format(port=h.port, dir=h.dir, authorized_keys=self.workdir / "authorized_keys", address=h.address)
-            + (SFTP_SUBSYSTEM if self.sftp else ""))
+            + (SFTP_SUBSYSTEM if self.sftp else "") + (self.sshd_options.rstrip("\n") + "\n" if self.sshd_options else ""))
 
     def write_known_hosts(self, hosts: list[SshdHost] | None = None) -> None:
         chosen = self.hosts if hosts is None else hosts

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .settings import EXIT_BAD_INPUT, SettingsError
 
 BadInput = SettingsError
-__all__ = ["BadInput", "EXIT_BAD_INPUT", "HostError", "Output"]
+__all__ = ["BadInput", "EXIT_BAD_INPUT", "HostError", "Output", "TlsOutcome"]
 
 
 class HostError(Exception):
@@ -53,3 +53,20 @@ class Output:
             if sep:
                 out[key] = value
         return out
+
+
+# What a TLS check from a node found (remote.tls_check; or curl's exit code, where sshd refuses forwarding)
+VERIFIED = "verified"              # detail: the HTTP status of GET /v2/ ("000": no HTTP answer)
+UNRESOLVED = "unresolved"          # the node cannot resolve the name
+UNREACHABLE = "unreachable"        # refused, timed out, no route: nothing listens there yet
+UNTRUSTED = "untrusted"            # the certificate does not chain to the CAs given
+NAME_MISMATCH = "name-mismatch"    # the certificate does not name the registry (in a SAN)
+HANDSHAKE = "handshake"            # TLS failed otherwise (not TLS there, protocol error)
+FORWARDING_REFUSED = "forwarding-refused"  # the node's sshd refuses direct-tcpip (AllowTcpForwarding no)
+UNCHECKED = "unchecked"            # nothing could check it (no forwarding and no curl on the node)
+
+
+@dataclass(frozen=True)
+class TlsOutcome:
+    kind: str
+    detail: str = ""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import commands, facts as facts_mod
-from ..errors import Output
+from ..errors import FORWARDING_REFUSED, Output
 from ..facts import Facts
 from ..progress import Meter
 from ..results import CHANGED, FAILED, OK, SKIPPED, StepResult
@@ -87,6 +87,11 @@ def print_commands(plan: list[StepPlan], settings: Settings, out: Out, sudo_pass
             out(f"{p.host:<14} {p.step:<22} # {p.status}: {p.message}")
             continue
         for a in p.actions:
+            if a.tls is not None:
+                fallback = commands.as_run(a.tls.fallback, sudo, password).display() if a.tls.fallback else "none"
+                out(f"{p.host:<14} {p.step:<22} # TLS to {a.tls.host}:{a.tls.port} from this host: its sshd connects "
+                    f"(direct-tcpip), TLS runs on this machine; no command (if its sshd refuses: $ {fallback})")
+                continue
             if a.command is None:
                 out(f"{p.host:<14} {p.step:<22} # checked from this machine: {p.message}")
                 continue
@@ -142,6 +147,11 @@ def _run_one(p: StepPlan, session, ex) -> tuple[str, str]:
 def _run_action(a: Action, session, ex) -> tuple[str, str]:
     if a.wait is not None:
         return _wait(a, session, ex)
+    if a.tls is not None:
+        outcome = session.check_tls(a.tls.host, a.tls.port, a.tls.cas)
+        if outcome.kind == FORWARDING_REFUSED and a.tls.fallback is not None:
+            outcome = a.tls.read_fallback(session.run(a.tls.fallback))
+        return a.verdict(outcome)
     if a.stream_from is not None:
         host, send = a.stream_from
         sender = ex.sessions[host].reader(send)

@@ -21,10 +21,10 @@ import paramiko
 from fabric import Config, Connection
 
 from ..commands import SUDO_PROMPT, SUDO_READY, Command, as_run, holding
-from ..errors import HostError, Output
+from ..errors import HostError, Output, TlsOutcome
 from ..results import CommandRun
 from ..settings import Host, Settings
-from . import forward, hostkeys
+from . import forward, hostkeys, tls_check
 from .hostkeys import HostKeyError, changed_key_message
 from ..validators import parse_jump
 
@@ -36,6 +36,7 @@ _CONFIGS: dict = {}
 # re-keys AES ciphers after 2^32 blocks (64 GiB) by default: so do our connections. The server may still
 # re-key on its own; paramiko answers that in its transport thread without the deadlock.
 REKEY_BYTES = 1 << 36
+TLS_TIMEOUT = 5.0  # a TLS check from a node: for its connection, and again for the handshake and answer
 _TRACE_LOCK = threading.Lock()
 
 # paramiko logs what its transport thread meets (e.g. "Socket exception: Bad file descriptor (9)" when
@@ -55,6 +56,22 @@ class _Transport(paramiko.Transport):
 
     _preferred_ciphers = tuple(c for c in paramiko.Transport._preferred_ciphers if "-gcm@" in c) + \
         tuple(c for c in paramiko.Transport._preferred_ciphers if "-gcm@" not in c)
+
+    def _parse_channel_open_failure(self, m):
+        """As paramiko's (3.5), but the ChannelException keeps the server's own words ("Connection refused",
+        "Name or service not known": remote.tls_check tells them apart) where paramiko keeps only the code's
+        name ("Connect failed")."""
+        chanid, reason, reason_str = m.get_int(), m.get_int(), m.get_text()
+        m.get_text()  # language
+        self._log(logging.DEBUG, f"channel {chanid} open failed: {reason_str} (code {reason})")
+        with self.lock:
+            self.saved_exception = paramiko.ChannelException(
+                reason, reason_str or paramiko.common.CONNECTION_FAILED_CODE.get(reason, "(unknown code)"))
+            if chanid in self.channel_events:
+                self._channels.delete(chanid)
+                if chanid in self.channel_events:
+                    self.channel_events[chanid].set()
+                    del self.channel_events[chanid]
 
 
 def _fabric_config(ssh_config: Path | None) -> Config:
@@ -299,6 +316,11 @@ class Session:
                 forward.check_allowed(transport, dest, self.route())
                 self._forwards[port] = forward.Forward(transport, dest, self.host.name)
             return self._forwards[port].port
+
+    def check_tls(self, host: str, port: int, cas: bytes) -> TlsOutcome:
+        """TLS to host:port as this host sees it (remote.tls_check): its sshd connects, TLS runs here."""
+        self.connect()
+        return tls_check.check(self._conn.client.get_transport(), host, port, cas, TLS_TIMEOUT)
 
     def close(self) -> None:
         _end(self._take_held())  # EOF: the held shell exits 0

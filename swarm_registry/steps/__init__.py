@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from ..commands import Command
-from ..errors import Output
+from ..errors import Output, TlsOutcome
 from ..results import CHANGED, FAILED, OK, SKIPPED
 
 Verdict = Callable[[Output], "tuple[str, str]"]
@@ -23,9 +23,21 @@ class Wait(Protocol):
 
 
 @dataclass(frozen=True)
+class TlsCheck:
+    """TLS to `host`:`port` as the node sees it, with no command there (remote.tls_check: the node's sshd
+    opens the connection, TLS runs on this machine trusting only `cas`, PEM). Where the node's sshd refuses
+    forwarding, `fallback` runs on the node instead and `read_fallback` reads its output as the outcome."""
+    host: str
+    port: int
+    cas: bytes
+    fallback: Command | None = None
+    read_fallback: "Callable[[Output], TlsOutcome] | None" = None
+
+
+@dataclass(frozen=True)
 class Action:
-    """One remote command of a plan (None: a wait that only checks from this machine); `verdict`
-    judges its output."""
+    """One remote command of a plan (None: a wait that only checks from this machine, or a TLS check from
+    the node); `verdict` judges its output."""
     command: Command | None
     verdict: Verdict | None = None  # with stream_from: verdict(output, sender's output)
     stream_image: str = ""  # `docker save IMAGE` on this machine is streamed after stdin
@@ -34,6 +46,7 @@ class Action:
     label: str = ""  # what a stream carries, for its progress line
     source: "Callable[[], object] | None" = None  # opens a local binary reader: its bytes follow stdin
     sink: "Callable[[object], str] | None" = None  # consumes the command's stdout (a reader); says what it got
+    tls: TlsCheck | None = None  # with command None: a TLS check from the node; verdict(TlsOutcome)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def test_a_changed_host_costs_one_session_its_facts_shell_running_the_trust_scri
     first = run("inv", "trust-cert", config=cfg, env={"SWARM_REGISTRY_TRACE": str(trace)})
     assert first.returncode == 0, first.stdout + first.stderr
     assert statuses(first.stdout, "trust-cert") == {h.name: "changed" for h in hosts.hosts}
-    assert "TLS to" in first.stdout or "not reachable yet" in first.stdout  # the script's own report came back
+    assert "TLS to" in first.stdout or "not reachable yet" in first.stdout  # the TLS check from each node came back
     assert [h.commands_started() - b for h, b in zip(hosts.hosts, before)] == [1, 1, 1, 1]
     assert [h.sessions_opened() for h in hosts.hosts] == [1, 1, 1, 1]  # one connection each
     recap = first.stdout.split("RECAP", 1)[1]

@@ -1,5 +1,5 @@
-"""Pure verdicts of the steps that judge what a remote command printed: trust-cert (curl's exit code
-after installing ca.crt), old secrets (stale() and `docker secret rm`), teardown; the smoke build context."""
+"""Pure verdicts of the steps that judge what a remote command printed: trust-cert (the install, then
+the TLS check from the node, or curl's exit code where that falls back), old secrets (stale() and `docker secret rm`), teardown; the smoke build context."""
 import io
 import tarfile
 from types import SimpleNamespace
@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from swarm_registry import commands
-from swarm_registry.errors import Output
+from swarm_registry.errors import (FORWARDING_REFUSED, HANDSHAKE, NAME_MISMATCH, UNCHECKED, UNREACHABLE, UNRESOLVED,
+                                   UNTRUSTED, VERIFIED, Output, TlsOutcome)
 from swarm_registry.facts import Facts
 from swarm_registry.jobs import smoke
 from swarm_registry.results import CHANGED, FAILED, OK
@@ -19,31 +20,19 @@ INSTALLED = f"trust={commands.sha256(ANCHOR)}:644:755\ntrust_strays=\n"
 
 # --- trust-cert ---------------------------------------------------------------------------------------
 
-VERDICTS = [
-    (0, INSTALLED + "verify=0 401\n", CHANGED, f"trust installed; TLS to {ENDPOINT} verified (HTTP 401)"),
-    (0, INSTALLED + "verify=0 200\n", CHANGED, "verified (HTTP 200)"),
-    (0, INSTALLED + "verify=60 000\n", FAILED, "fails verification: certificate not verified by ca.crt (curl exit 60)"),
-    (0, INSTALLED + "verify=35 000\n", FAILED, "TLS handshake failed (curl exit 35)"),
-    (0, INSTALLED + "verify=51 000\n", FAILED, "certificate name mismatch"),
-    (0, INSTALLED + "verify=6 000\n", FAILED, "cannot resolve registry.onsen.lan (curl exit 6): add it to DNS or "
-                                              "/etc/hosts on the node, pointing at the registry node"),
-    (0, INSTALLED + "verify=7 000\n", CHANGED, f"registry {ENDPOINT} not reachable yet (connection refused)"),
-    (0, INSTALLED + "verify=28 000\n", CHANGED, "not reachable yet (timed out)"),
-    (0, INSTALLED + "verify=52 000\n", CHANGED, "not reachable yet (curl exit 52)"),
-    (0, INSTALLED + "verify=skipped\n", CHANGED, "trust installed; not verified (no curl on the node)"),
-    (0, INSTALLED, CHANGED, "not verified (no curl on the node)"),
-    (0, INSTALLED.replace("trust_strays=", "trust_strays=client.key client.cert ") + "verify=0 401\n", FAILED,
+INSTALLS = [
+    (0, INSTALLED, CHANGED, "trust installed"),
+    (0, INSTALLED.replace("trust_strays=", "trust_strays=client.key client.cert "), FAILED,
      "/etc/docker/certs.d/registry.onsen.lan:5000 also holds client.key, client.cert"),
-    (0, INSTALLED.replace(":644:", ":600:") + "verify=0 401\n", FAILED, "could not install"),  # mode not set
-    (0, "trust=" + "00" * 32 + ":644:755\nverify=0 401\n", FAILED, "could not install"),  # another file
+    (0, INSTALLED.replace(":644:", ":600:"), FAILED, "could not install"),  # mode not set
+    (0, "trust=" + "00" * 32 + ":644:755\n", FAILED, "could not install"),  # another file
     (13, "", FAILED, f"could not install /etc/docker/certs.d/{ENDPOINT}/ca.crt: exit status 13"),
     (10, "", FAILED, "could not install"),
 ]
 
 
-@pytest.mark.parametrize("rc,stdout,status,words", VERDICTS, ids=[f"{v[0]}-{v[1].rsplit('=', 1)[-1].strip()}-{i}"
-                                                                   for i, v in enumerate(VERDICTS)])
-def test_trust_verdict_table(rc, stdout, status, words):
+@pytest.mark.parametrize("rc,stdout,status,words", INSTALLS, ids=[f"{v[0]}-{i}" for i, v in enumerate(INSTALLS)])
+def test_trust_install_verdict_table(rc, stdout, status, words):
     got = trust.verdict_for(ENDPOINT, ANCHOR)(Output(rc, stdout, ""))
     assert got[0] == status and words in got[1], got
 
@@ -55,19 +44,68 @@ def test_trust_verdict_names_the_install_error():
                 "'/etc/docker/certs.d/x/.ca.crt.abc': Read-only file system")
 
 
+TLS = [  # what remote.tls_check found -> the step's verdict
+    (TlsOutcome(VERIFIED, "401"), CHANGED, f"TLS to {ENDPOINT} verified (HTTP 401)"),
+    (TlsOutcome(VERIFIED, "200"), CHANGED, "verified (HTTP 200)"),
+    (TlsOutcome(UNTRUSTED, "unable to get local issuer certificate"), FAILED,
+     f"trust installed, but the registry at {ENDPOINT} fails verification: certificate not verified by ca.crt "
+     "(unable to get local issuer certificate)"),
+    (TlsOutcome(HANDSHAKE, "wrong version number"), FAILED, "TLS handshake failed (wrong version number)"),
+    (TlsOutcome(NAME_MISMATCH, "Hostname mismatch"), FAILED, "certificate name mismatch (Hostname mismatch)"),
+    (TlsOutcome(UNRESOLVED, "name or service not known"), FAILED,
+     "trust installed, but this node cannot resolve registry.onsen.lan (name or service not known): add it to DNS "
+     "or /etc/hosts on the node, pointing at the registry node"),
+    (TlsOutcome(UNREACHABLE, "connection refused"), CHANGED, f"registry {ENDPOINT} not reachable yet (connection refused)"),
+    (TlsOutcome(UNREACHABLE, "timed out"), CHANGED, "not reachable yet (timed out)"),
+    (TlsOutcome(FORWARDING_REFUSED, "administratively prohibited"), CHANGED,
+     "TLS not verified (the node's sshd refuses TCP forwarding: administratively prohibited)"),
+    (TlsOutcome(UNCHECKED, "no curl"), CHANGED, "TLS not verified (no curl)"),
+]
+
+
+@pytest.mark.parametrize("outcome,status,words", TLS, ids=[f"{v[0].kind}-{i}" for i, v in enumerate(TLS)])
+def test_trust_tls_verdict_table(outcome, status, words):
+    got = trust.tls_verdict(ENDPOINT)(outcome)
+    assert got[0] == status and words in got[1], got
+
+
+CURL = [  # verify-tls.sh's line (curl on the node, where its sshd refuses forwarding) -> the outcome
+    ("verify=0 401\n", TlsOutcome(VERIFIED, "401")),
+    ("verify=60 000\n", TlsOutcome(UNTRUSTED, "curl exit 60")),
+    ("verify=35 000\n", TlsOutcome(HANDSHAKE, "curl exit 35")),
+    ("verify=51 000\n", TlsOutcome(NAME_MISMATCH, "curl exit 51")),
+    ("verify=6 000\n", TlsOutcome(UNRESOLVED, "curl exit 6")),
+    ("verify=7 000\n", TlsOutcome(UNREACHABLE, "connection refused")),
+    ("verify=28 000\n", TlsOutcome(UNREACHABLE, "timed out")),
+    ("verify=52 000\n", TlsOutcome(UNREACHABLE, "curl exit 52")),
+    ("verify=skipped\n", TlsOutcome(UNCHECKED, "the node's sshd refuses TCP forwarding and the node has no curl")),
+    ("", TlsOutcome(UNCHECKED, "the node's sshd refuses TCP forwarding and the node has no curl")),
+]
+
+
+@pytest.mark.parametrize("stdout,outcome", CURL, ids=[f"{i}" for i in range(len(CURL))])
+def test_curl_fallback_reads_as_the_same_outcomes(stdout, outcome):
+    assert trust.outcome_from_curl(Output(0, stdout, "")) == outcome
+
+
 def test_trust_verdict_unresolved_names_the_host_without_the_port():
-    status, message = trust.verdict_for("reg.example:443", ANCHOR)(Output(0, INSTALLED + "verify=6 000\n", ""))
-    assert status == FAILED and "cannot resolve reg.example (" in message and "/etc/hosts" in message
+    for endpoint, host in (("reg.example:443", "reg.example"), ("[fd00::2]:5000", "fd00::2")):
+        status, message = trust.tls_verdict(endpoint)(TlsOutcome(UNRESOLVED, "x"))
+        assert status == FAILED and f"cannot resolve {host} (x)" in message and "/etc/hosts" in message
 
 
 def test_trust_plan_ok_change_and_strays():
     converged = Facts(trust=f"{commands.sha256(ANCHOR)}:644:755")
     assert trust.plan(ENDPOINT, ANCHOR, "node2", converged).status == OK
     fresh = trust.plan(ENDPOINT, ANCHOR, "node2", Facts(trust="::"))
-    assert fresh.status == CHANGED and len(fresh.actions) == 1
+    assert fresh.status == CHANGED and len(fresh.actions) == 2
     cmd = fresh.actions[0].command
     assert cmd.argv[3:] == ("trust-cert", ENDPOINT, commands.sha256(ANCHOR)) and cmd.stdin == ANCHOR
-    assert fresh.actions[0].verdict(Output(0, INSTALLED + "verify=0 401\n", ""))[0] == CHANGED
+    assert fresh.actions[0].verdict(Output(0, INSTALLED, ""))[0] == CHANGED
+    check = fresh.actions[1]  # then TLS from the node: no command there, curl only as the fallback
+    assert check.command is None and (check.tls.host, check.tls.port, check.tls.cas) == ("registry.onsen.lan", 5000, ANCHOR)
+    assert check.tls.fallback.argv[3:] == ("verify-tls", ENDPOINT) and check.tls.read_fallback is trust.outcome_from_curl
+    assert trust.plan("[fd00::2]:5000", ANCHOR, "n", Facts(trust="::")).actions[1].tls.host == "fd00::2"
     drifted = trust.plan(ENDPOINT, ANCHOR, "node2", Facts(trust=f"{commands.sha256(ANCHOR)}:600:755"))
     assert drifted.status == CHANGED
     stray = trust.plan(ENDPOINT, ANCHOR, "node2", Facts(trust=converged.trust, trust_strays="ca.key"))

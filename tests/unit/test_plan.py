@@ -88,7 +88,8 @@ def test_converged_cluster_every_step_ok_and_no_remote_command(w):
 
 def test_fresh_cluster_every_step_changes_with_the_commands_it_needs(w):
     plan = by_step(setup_plan(w, fresh_facts(), MGR, NODES))
-    argv0 = {k: [a.command.argv[:3] if a.command.argv[0] != "sh" else a.command.argv[3] for a in p.actions]
+    argv0 = {k: [("tls check" if a.tls else None) if a.command is None else a.command.argv[:3]
+                 if a.command.argv[0] != "sh" else a.command.argv[3] for a in p.actions]
              for k, p in plan.items() if p.status == CHANGED}
     assert argv0[("directories", REG)] == [("install", "-d", "-m")] * 3
     assert argv0[("htpasswd", REG)] == ["converge-file"]
@@ -98,7 +99,7 @@ def test_fresh_cluster_every_step_changes_with_the_commands_it_needs(w):
     assert argv0[("deploy", MGR)] == ["deploy"]
     assert argv0[("converge", MGR)] == ["facts"]  # polls the tasks fact
     for host in NODES:
-        assert argv0[("trust-cert", host)] == ["trust-cert"]
+        assert argv0[("trust-cert", host)] == ["trust-cert", "tls check"]  # the check: no command on the node
         assert argv0[("credential-helper", host)] == ["credential-helper", "converge-file"]
         assert argv0[("login", host)] == ["login"]
     assert plan[("image", REG)].status == OK and plan[("old secrets", MGR)].status == OK
@@ -250,16 +251,6 @@ def test_malformed_htpasswd_is_bad_input(base_settings):
     StateDir(settings.state_dir).write("htpasswd", b"lenain-without-a-hash\n")
     with pytest.raises(S.SettingsError, match="htpasswd"):
         wanted(settings, write_certs=True, password=None)
-
-
-def test_trust_verdict_names_an_unresolved_registry_host():
-    anchor = b"anchor"
-    out = f"trust={commands.sha256(anchor)}:644:755\ntrust_strays=\nverify=6 000\n"
-    from swarm_registry.errors import Output
-    status, msg = trust.verdict_for("registry.example:5000", anchor)(Output(0, out, ""))
-    assert status == FAILED and "cannot resolve registry.example" in msg and "/etc/hosts" in msg
-    ok_out = out.replace("verify=6 000", "verify=0 401")
-    assert trust.verdict_for("registry.example:5000", anchor)(Output(0, ok_out, ""))[0] == CHANGED
 
 
 def test_service_spec_fact_roundtrip(w):
