@@ -89,8 +89,9 @@ def print_commands(plan: list[StepPlan], settings: Settings, out: Out, sudo_pass
         for a in p.actions:
             if a.tls is not None:
                 fallback = commands.as_run(a.tls.fallback, sudo, password).display() if a.tls.fallback else "none"
+                # a comment line (no " $ "): nothing runs on the host unless its sshd refuses the channel
                 out(f"{p.host:<14} {p.step:<22} # TLS to {a.tls.host}:{a.tls.port} from this host: its sshd connects "
-                    f"(direct-tcpip), TLS runs on this machine; no command (if its sshd refuses: $ {fallback})")
+                    f"(direct-tcpip), TLS runs on this machine; no command (if its sshd refuses: {fallback})")
                 continue
             if a.command is None:
                 out(f"{p.host:<14} {p.step:<22} # checked from this machine: {p.message}")

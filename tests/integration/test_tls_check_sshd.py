@@ -99,6 +99,11 @@ def test_tls_is_checked_from_each_node_without_a_command_there(hosts, server):
     cfg = hosts.settings_file(registry={"host": "localhost", "port": server.port})
     ca_key, ca = project_ca(hosts, cfg)
     server.use(*pki.make_server_cert(["localhost"], "ecdsa-p256", 30, ca=(ca_key, ca)))
+    plan = run("inv", "--dry", "trust-cert", config=cfg)  # the check is in the plan, as a comment line
+    assert plan.returncode == 0 and server.handshakes == 0, plan.stdout
+    assert said(plan.stdout, f"# TLS to localhost:{server.port} from this host: its sshd connects (direct-tcpip)") == 4
+    assert said(plan.stdout, "if its sshd refuses: <files/scripts/verify-tls.sh>") == 4, plan.stdout
+    assert " $ <files/scripts/verify-tls.sh>" not in plan.stdout  # " $ " marks what is sent: this is not
     before = [h.commands_started() for h in hosts.hosts]
     r = run("inv", "trust-cert", config=cfg)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -107,8 +112,8 @@ def test_tls_is_checked_from_each_node_without_a_command_there(hosts, server):
     assert server.handshakes == len(hosts.hosts)  # one TLS connection per node reached the server
     # the facts command's shell ran the install; the check ran no command on the node (no curl)
     assert [h.commands_started() - b for h, b in zip(hosts.hosts, before)] == [1] * len(hosts.hosts)
-    dry = run("inv", "trust-cert", "--dry", config=cfg)
-    assert "already trusted" in dry.stdout
+    again = run("inv", "--dry", "trust-cert", config=cfg)
+    assert again.stdout.count("already trusted") == 4 and "# TLS to" not in again.stdout
 
     # the wrong certificate on the registry's port: each node's check says which way it is wrong
     _, other_ca = pki.make_ca("not ours", "ecdsa-p256")
