@@ -103,7 +103,9 @@ def trust_cert(c, check=False, hosts="nodes", json=False):
     """[5a] Make every node's docker trust the registry: certs.d/HOST:PORT/ca.crt, then verify TLS from the node.
 
     Mode ca installs the CA; mode self-signed the server certificate. Unchanged content
-    is left alone (ok). `inv --dry trust-cert` prints the commands and connects to nothing.
+    is left alone (ok). The TLS check runs through the node's sshd (its resolver and routes), TLS
+    on this machine; curl on the node where sshd refuses forwarding. `inv --dry trust-cert` reads
+    the facts and prints every command the run would send.
     """
     cli.report(c, "trust-cert", json, check)
     return cli.trust_cert(c, [hosts], check)

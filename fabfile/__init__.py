@@ -21,7 +21,8 @@ from .hosts import once_for_all_hosts
 @cli.handles_errors
 @once_for_all_hosts
 def trust_cert(c, hosts, check=False, json=False):
-    """Make the -H hosts' docker trust the registry (certs.d/HOST:PORT/ca.crt), then verify TLS from each."""
+    """Make the -H hosts' docker trust the registry (certs.d/HOST:PORT/ca.crt), then verify TLS from each
+    (through its sshd; curl there where sshd refuses forwarding)."""
     cli.report(c, "trust-cert", json, check)
     return cli.trust_cert(c, hosts, check)
 
