@@ -56,6 +56,11 @@ class Host:
         return "manager" in self.roles
 
 
+def endpoint_of(host: str, port: int) -> str:
+    """HOST:PORT, as docker, certs.d and HTTP's Host header name it ([ADDR]:PORT for an IPv6 address)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class Registry:
     host: str
@@ -79,7 +84,7 @@ class Registry:
     @property
     def endpoint(self) -> str:
         """HOST:PORT, as docker and certs.d name the registry ([ADDR]:PORT for an IPv6 address)."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return endpoint_of(self.host, self.port)
 
     @property
     def service(self) -> str:

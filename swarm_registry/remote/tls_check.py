@@ -13,6 +13,7 @@ import paramiko
 
 from ..errors import (FORWARDING_REFUSED, HANDSHAKE, NAME_MISMATCH, UNREACHABLE, UNRESOLVED, UNTRUSTED,
                       VERIFIED, TlsOutcome)
+from ..settings import endpoint_of
 from .forward import PROHIBITED
 
 # gai_strerror texts sshd sends back when it cannot resolve the name (glibc, musl, BSD)
@@ -71,8 +72,7 @@ def _over(chan: paramiko.Channel, host: str, port: int, cas: bytes, timeout: flo
                 flush()
                 if not feed():
                     return TlsOutcome(HANDSHAKE, "connection closed during the TLS handshake")
-        endpoint = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        tls.write(f"GET /v2/ HTTP/1.1\r\nHost: {endpoint}\r\nUser-Agent: swarm-registry\r\n"
+        tls.write(f"GET /v2/ HTTP/1.1\r\nHost: {endpoint_of(host, port)}\r\nUser-Agent: swarm-registry\r\n"
                   "Connection: close\r\n\r\n".encode())
         flush()
         answer = b""
