@@ -287,6 +287,31 @@ def test_sessions_ask_for_aes_gcm_and_still_reach_a_server_without_it(hosts):
     s.close()
 
 
+def test_tcp_connections_send_and_acknowledge_at_once(hosts):
+    """Our own TCP connections (to a host, to a bastion) go with TCP_NODELAY and prompt ACKs
+    (session._PromptAck: without them, Nagle's algorithm and a delayed ACK cost two 40 ms stalls per
+    connection, bench/HISTORY.md); a host reached through a bastion is a channel, left as it is."""
+    from swarm_registry import settings as S
+    from swarm_registry.commands import Command
+    from swarm_registry.remote.session import Session, _PromptAck
+
+    settings = S.from_mapping(hosts.settings())
+    s = Session(settings.hosts[hosts.hosts[1].name], settings)
+    assert s.run(Command(("echo", "direct"))).stdout == "direct\n"
+    sock = s._conn.client.get_transport().sock
+    assert isinstance(sock, _PromptAck)
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    s.close()
+    bastion = hosts.hosts[0]
+    jumped = S.from_mapping(hosts.settings(ssh={"proxy_jump": f"root@127.0.0.1:{bastion.port}"}))
+    s = Session(jumped.hosts[hosts.hosts[1].name], jumped)
+    assert s.run(Command(("echo", "jumped"))).stdout == "jumped\n"
+    assert not isinstance(s._conn.client.get_transport().sock, _PromptAck)  # a channel of the bastion's
+    outer = s._conn.gateway.client.get_transport().sock
+    assert isinstance(outer, _PromptAck) and outer.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    s.close()
+
+
 def test_a_held_shell_runs_the_next_command_and_one_that_died_is_not_used(hosts):
     """Session.run(hold=True), as runs read the facts: the next command (its argv, its stdin) goes through
     that shell, with no session of its own; a failed held command holds nothing; a held shell killed on the
