@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """What one node pays for trust-cert: CPU (user+sys, the shell and every process it starts) of the
-remote commands `fab -H nodes trust-cert` sends, run here by sh, without ssh or sshd.
+remote commands `fab -H nodes trust-cert` sends, run here by sh as the product sends them, without ssh
+or sshd: the facts command wrapped by commands.holding (its shell then waits on stdin), and on a first
+run the trust script sent through that held shell (its length, its shell string, the certificate, EOF:
+what Session._send_held writes); on a re-run the held shell reads EOF and ends.
 
-Cases: the trust fact on a node without certs.d/ENDPOINT (a first run's facts), the facts and then the
-trust script (a first run: install, verify, read back; up to e154950 the script also ran curl against
-ENDPOINT, where the TLS check now runs on the control machine through sshd, no process on the node),
-the trust fact with ca.crt in place (a re-run). ENDPOINT is a refused port on loopback, as in bench/run_bench.py, so curl
-ends at its connect. certs.d is a temp dir (the commands' /etc/docker/certs.d rewritten), nothing is
+Cases: a first run (no certs.d/ENDPOINT: facts, then install, verify, read back); a re-run (ca.crt in
+place: facts only). Up to e154950 the script also ran curl against ENDPOINT, where the TLS check now runs
+on the control machine through sshd, no process on the node; ENDPOINT is a refused port on loopback, as in
+bench/run_bench.py. certs.d is a temp dir (the commands' /etc/docker/certs.d rewritten), nothing is
 written outside it.
 
 Usage (from the project root):
@@ -56,34 +58,35 @@ def main() -> int:
         "registry": {"host": "127.0.0.1", "port": 1, "node": "n1"}, "state_dir": str(tmp / "state"),
         "hosts": {"n1": {"address": "127.0.0.1", "roles": ["manager"]}}})
     assert settings.registry.endpoint == ENDPOINT
-    fact = here(facts.command(settings, ["trust"]))
     install = here(trust.command(ENDPOINT, anchor))
 
-    def run(cmd) -> str:
-        r = subprocess.run(cmd.argv, input=cmd.stdin or b"", capture_output=True)
+    mark = "node-cost-held-mark"
+    held = here(commands.holding(facts.command(settings, ["trust"]), mark))
+    text = install.shell().encode()
+    through_held = b"%d\n" % len(text) + text + (install.stdin or b"")  # as Session._send_held sends it
+
+    def run(stdin: bytes) -> str:
+        r = subprocess.run(held.argv, input=stdin, capture_output=True)
         if r.returncode != 0:
-            name = cmd.argv[3] if len(cmd.argv) > 3 else cmd.argv[0]  # a script's name follows sh -c TEXT
-            raise SystemExit(f"{name} exited {r.returncode}: {r.stderr[-300:]!r}")
+            raise SystemExit(f"held facts exited {r.returncode}: {r.stderr[-300:]!r}")
         return r.stdout.decode()
 
-    cases = (("trust fact, no certs.d (first run's facts)", [fact], True),
-             ("trust fact + trust script (first run)", [fact, install], True),
-             ("trust fact, ca.crt in place (re-run)", [fact], False))
+    cases = (("first run: held facts, then the trust script", through_held, True),
+             ("re-run: held facts (ca.crt in place), then EOF", b"", False))
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"tree {args.tree}; {args.runs} runs per case; load {load}")
     try:
-        for label, cmds, fresh in cases:
+        for label, stdin, fresh in cases:
             cpus, walls = [], []
             for _ in range(args.runs):
                 if fresh:
                     shutil.rmtree(certs_d, ignore_errors=True)
                 c0, t0 = child_cpu(), time.perf_counter()
-                for cmd in cmds:
-                    out = run(cmd)
+                out = run(stdin)
                 walls.append(time.perf_counter() - t0)
                 cpus.append(child_cpu() - c0)
-            assert f"trust={commands.sha256(anchor)}:644:755" in out or fresh and len(cmds) == 1, out
-            print(f"{label:46} CPU median {statistics.median(cpus) * 1000:5.1f} ms   wall median "
+            assert f"trust={commands.sha256(anchor)}:644:755" in out, out
+            print(f"{label:48} CPU median {statistics.median(cpus) * 1000:5.1f} ms   wall median "
                   f"{statistics.median(walls) * 1000:5.1f} ms")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

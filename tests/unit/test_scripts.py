@@ -324,6 +324,46 @@ def test_fact_trust_on_a_fresh_node_starts_no_process(tmp_path, settings):
     assert facts.parse(r.stdout.decode()).trust == "::"
 
 
+def test_a_first_trust_cert_through_the_held_shell_starts_few_processes(tmp_path, settings):
+    """What a changed node runs, as Session sends it: the facts held (commands.holding), then the trust
+    script through that shell. The facts run in a subshell (no second sh), the script is exec'd as
+    itself, and the read-back after the write takes the sum verified_write checked (one sha256sum, one
+    stat). Logging wrappers in front of the real sh, sha256sum and stat count the calls."""
+    certs_d, tools, log = tmp_path / "certs", tmp_path / "tools", tmp_path / "calls"
+    tools.mkdir()
+    for name in TOOLS + ("install",):
+        real = shutil.which(name)
+        if name in ("sh", "sha256sum", "stat"):
+            (tools / name).write_text(f'#!{shutil.which("sh")}\necho {name} >>{log}\nexec {real} "$@"\n')
+            (tools / name).chmod(0o755)
+        else:
+            (tools / name).symlink_to(real)
+
+    def here(cmd):
+        return commands.Command(tuple(a.replace(commands.CERTS_D, str(certs_d)) for a in cmd.argv), cmd.stdin)
+
+    anchor = b"-----BEGIN CERTIFICATE-----\nanchor\n-----END CERTIFICATE-----\n"
+    held = here(commands.holding(facts.command(settings, ["trust"]), "the-mark"))
+    install = here(trust.command(settings.registry.endpoint, anchor))
+    text = install.shell().encode()
+    r = subprocess.run(held.argv, input=b"%d\n" % len(text) + text + anchor, capture_output=True,
+                       env={"PATH": str(tools), "LC_ALL": "C"}, timeout=30)
+    assert r.returncode == 0, r.stderr
+    facts_out, _, script_out = r.stdout.decode().partition("the-mark 0\n")
+    assert facts.parse(facts_out).trust == "::"  # nothing there before
+    assert facts.parse(script_out).trust == f"{commands.sha256(anchor)}:644:755"
+    assert (certs_d / settings.registry.endpoint / "ca.crt").read_bytes() == anchor
+    assert log.read_text().split() == ["sh", "sh", "sha256sum", "stat"]  # held shell, trust script
+    # a changed ca.crt under the same sum would be a bug of verified_write, not of the read-back: the
+    # facts command alone (a re-run) still hashes the file itself
+    (certs_d / settings.registry.endpoint / "ca.crt").write_bytes(b"other")
+    log.unlink()
+    again = subprocess.run(held.argv, input=b"", capture_output=True, env={"PATH": str(tools), "LC_ALL": "C"},
+                           timeout=30)
+    assert facts.parse(again.stdout.decode().partition("the-mark 0")[0]).trust.startswith(commands.sha256(b"other"))
+    assert log.read_text().split() == ["sh", "stat", "sha256sum"]
+
+
 def test_fact_data_reads_size_and_files_and_starts_no_process_without_the_directory(box, settings):
     """The data fact runs on every node (a registry moved away leaves its data); where registry.data_dir is
     not there (most nodes) it starts no du or find. Logging fakes on PATH, then the real tools."""
