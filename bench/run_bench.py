@@ -593,6 +593,52 @@ def lab_cost(n: int) -> dict:
     return {"mem_mib_per_node": mem / nodes, "disk_mib_per_node": (layer + vols) / nodes, "nodes": nodes}
 
 
+def _cgroup_cpu_us(pid: int) -> int | None:
+    """CPU time (µs) of the cgroup holding `pid` (a lab container's init): cgroup v2 cpu.stat usage_usec, at
+    /sys/fs/cgroup or, on a hybrid host, /sys/fs/cgroup/unified; else v1 cpuacct.usage (ns)."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        hid, ctrls, path = line.split(":", 2)
+        if hid == "0":
+            for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+                stat = Path(root + path) / "cpu.stat"
+                if stat.exists():
+                    for row in stat.read_text().splitlines():
+                        if row.startswith("usage_usec "):
+                            return int(row.split()[1])
+        elif "cpuacct" in ctrls.split(","):
+            for d in ("cpuacct", "cpu,cpuacct"):
+                usage = Path(f"/sys/fs/cgroup/{d}{path}/cpuacct.usage")
+                if usage.exists():
+                    return int(usage.read_text()) // 1000
+    return None
+
+
+def lab_node_pids() -> dict[str, int]:
+    """Each running node of the named lab (node1, node2, ...) -> its container's init pid on this machine."""
+    flt = f"label=swarm-registry-lab={LAB_NAME}"
+    out = {}
+    for line in sh(["docker", "ps", "--filter", flt, "--format", "{{.Names}}"]).split():
+        m = re.search(r"-(node\d+)$", line)
+        if m:
+            pid = sh(["docker", "inspect", "-f", "{{.State.Pid}}", line]).strip()
+            out[m.group(1)] = int(pid) if pid.isdigit() else 0
+    return out
+
+
+def node_cpu(pids: dict[str, int]) -> dict[str, int]:
+    """node -> CPU µs of its container so far (nodes whose cgroup cannot be read are left out)."""
+    out = {}
+    for node, pid in pids.items():
+        us = _cgroup_cpu_us(pid) if pid else None
+        if us is not None:
+            out[node] = us
+    return out
+
+
 def lab_env(path: Path, password: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("SWARM_REGISTRY_CONFIG",) and not k.startswith("ANSIBLE_")}
     env.update(SWARM_REGISTRY_CONFIG=str(path), REGISTRY_PASSWORD=password)
@@ -610,10 +656,13 @@ def inv_setup_runs(lab_info: dict, password: str, reruns: int, tag: str, deadlin
     if r.returncode != 0:
         raise BenchError(f"inv users.add on lab {LAB_NAME} failed: {r.stdout[-800:]}{r.stderr[-800:]}")
     runs = []
+    pids = lab_node_pids()
     for i in range(1 + reruns):
         for attempt in range(3):
             log = WORK / "logs" / f"{tag}-inv-setup-{i}{f'-retry{attempt}' if attempt else ''}.log"
+            cpu0 = node_cpu(pids)
             wall, rss, rc = timed([str(PROJECT_BIN / "inv"), "setup"], env, log, deadline, cap=900)
+            cpu1 = node_cpu(pids)
             text = log.read_text(errors="replace")
             if rc == 0:
                 break
@@ -627,7 +676,8 @@ def inv_setup_runs(lab_info: dict, password: str, reruns: int, tag: str, deadlin
         cmds = recap_commands(text, hosts)
         changed = sum(int(row.split()[2]) for row in text.split("RECAP", 1)[-1].splitlines()
                       if len(row.split()) == 6 and row.split()[0] in hosts)
-        runs.append({"wall": wall, "rss": rss, "cmds": cmds, "changed": changed})
+        node_ms = {n: (cpu1[n] - cpu0[n]) / 1000 for n in cpu1 if n in cpu0}  # each node container's CPU, this run
+        runs.append({"wall": wall, "rss": rss, "cmds": cmds, "changed": changed, "node_cpu_ms": node_ms})
         say(f"lab {tag}: inv setup {'fresh' if i == 0 else 'converged'} {wall:6.2f} s, {rss / 1024:.0f} MiB, "
             f"{changed} changed, commands/host {sorted(cmds.values())}")
         if i == 0:
@@ -897,7 +947,7 @@ def targets(stats, sizes, variants) -> tuple[list[str], list[tuple[str, str]]]:
         if not ok:
             misses.append((name, f"{v} N={n} {case} ({value})"))
 
-    for v in PROJECT:
+    for v in (v for v in PROJECT if v in variants):
         for n in sizes:
             for case in CASES:
                 s = stats[(n, case)][v]
@@ -998,6 +1048,17 @@ def analysis(stats, sizes, variants, prof, misses) -> tuple[list[str], list[str]
     return md, why
 
 
+def node_cpu_summary(runs: list[dict]) -> dict | None:
+    """Median over runs of: node1's CPU ms, the other nodes' median, all nodes' sum (None: not measured)."""
+    per = [r.get("node_cpu_ms") or {} for r in runs]
+    if not per or not all("node1" in p for p in per):
+        return None
+    others = [statistics.median(v for k, v in p.items() if k != "node1") for p in per if len(p) > 1]
+    return {"node1": statistics.median(p["node1"] for p in per),
+            "other": statistics.median(others) if others else 0.0,
+            "total": statistics.median(sum(p.values()) for p in per)}
+
+
 def lab_why(rec: dict) -> list[str]:
     """Why a lab target is missed, from the same runs."""
     out = []
@@ -1020,10 +1081,20 @@ def lab_why(rec: dict) -> list[str]:
                 "which no client can make faster; the playbook also installs python3 and the Docker SDK first "
                 f"({a['fresh'].get('prereq_s', 0):.0f} s of task time).")
     if 3 in sizes and 12 in sizes and med(sizes[12]["converged"]) / med(sizes[3]["converged"]) > 1.5:
+        c3, c12 = node_cpu_summary(sizes[3]["converged"]), node_cpu_summary(sizes[12]["converged"])
+        cpu = (f" The nodes' own CPU per converged run (table above): {c12['total']:.0f} ms at 12 nodes against "
+               f"{c3['total']:.0f} ms at 3; each node besides node1 spends {c12['other']:.0f} ms at 12 "
+               f"({c3['other']:.0f} ms at 3) on its SSH session (Debian's sshd with PAM) and its facts (docker info: "
+               "the docker CLI and dockerd's /info; the login entry decrypted by gpg), where node1's "
+               f"{c3['node1']:.0f} ms at 3 (the manager's facts: eight docker CLI calls, one after the other; the "
+               "registry's bcrypt check of the 200-with-credentials probe) mostly sets the 3-node time. Twelve "
+               "nodes' work runs on the same 2 cores as the client; three nodes' mostly waits on node1."
+               if c3 and c12 else "")
         out.append(
             f"- **12 vs 3 nodes**: {med(sizes[12]['converged']):.2f} s vs {med(sizes[3]['converged']):.2f} s with one "
-            "command per host in both; the 12 node containers (each a dockerd and an sshd) and their swarm share the "
-            "same 2 cores with the client, so each handshake and each node's facts script runs slower.")
+            "command per host in both." + (cpu or " The 12 node containers (each a dockerd and an sshd) and their "
+                                                  "swarm share the same 2 cores with the client, so each handshake "
+                                                  "and each node's facts script runs slower."))
     return out
 
 
@@ -1088,6 +1159,17 @@ def lab_md(rec: dict) -> tuple[list[str], list[str], list[str]]:
                       f"{r['cost_idle']['mem_mib_per_node']:.0f} / {after.get('mem_mib_per_node', 0):.0f} | "
                       f"{r['cost_idle']['disk_mib_per_node']:.0f} / {after.get('disk_mib_per_node', 0):.0f} |")
         md.append("")
+        cpu_rows = [(n, node_cpu_summary(r["converged"])) for n, r in sorted(sizes.items())]
+        if all(c is not None for _, c in cpu_rows):
+            md += ["What the nodes spend on a converged re-run: each node container's CPU (its cgroup, read before and "
+                   "after each run; median over the re-runs; includes what the swarm does meanwhile, e.g. raft "
+                   "heartbeats):", "",
+                   "| nodes | node1 ms (manager, registry) | each other node ms (median) | all nodes ms | "
+                   "all nodes CPU-s per wall s |", "|---:|---:|---:|---:|---:|"]
+            for n, c in cpu_rows:
+                md.append(f"| {n} | {c['node1']:.0f} | {c['other']:.0f} | {c['total']:.0f} | "
+                          f"{c['total'] / 1000 / med(sizes[n]['converged']):.2f} |")
+            md.append("")
         if 3 in sizes and 12 in sizes:
             ratio = med(sizes[12]["converged"]) / med(sizes[3]["converged"])
             tmd.append(f"| converged re-run at 12 nodes within 1.5x of 3 | inv | 12 vs 3 (lab) | converged | {ratio:.2f}x | "
