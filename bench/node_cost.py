@@ -62,8 +62,7 @@ def main() -> int:
 
     mark = "node-cost-held-mark"
     held = here(commands.holding(facts.command(settings, ["trust"]), mark))
-    text = install.shell().encode()
-    through_held = b"%d\n" % len(text) + text + (install.stdin or b"")  # as Session._send_held sends it
+    through_held = commands.held_next(install) + (install.stdin or b"")  # as Session._send_held sends it
 
     def run(stdin: bytes) -> str:
         r = subprocess.run(held.argv, input=stdin, capture_output=True)

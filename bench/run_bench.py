@@ -620,12 +620,12 @@ def _cgroup_cpu_us(pid: int) -> int | None:
 def lab_node_pids() -> dict[str, int]:
     """Each running node of the named lab (node1, node2, ...) -> its container's init pid on this machine."""
     flt = f"label=swarm-registry-lab={LAB_NAME}"
+    names = [n for n in sh(["docker", "ps", "--filter", flt, "--format", "{{.Names}}"]).split()
+             if re.search(r"-node\d+$", n)]
     out = {}
-    for line in sh(["docker", "ps", "--filter", flt, "--format", "{{.Names}}"]).split():
-        m = re.search(r"-(node\d+)$", line)
-        if m:
-            pid = sh(["docker", "inspect", "-f", "{{.State.Pid}}", line]).strip()
-            out[m.group(1)] = int(pid) if pid.isdigit() else 0
+    for line in (sh(["docker", "inspect", "-f", "{{.Name}} {{.State.Pid}}", *names]).splitlines() if names else []):
+        name, _, pid = line.strip().partition(" ")
+        out[re.search(r"-(node\d+)$", name).group(1)] = int(pid) if pid.isdigit() else 0
     return out
 
 

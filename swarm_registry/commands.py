@@ -181,6 +181,13 @@ def holding(cmd: Command, mark: str) -> Command:
     return Command(("sh", "-c", _HOLD, "held", mark, *cmd.argv), None, False, cmd.timeout)
 
 
+def held_next(cmd: Command) -> bytes:
+    """What a held shell (`holding`) reads to run `cmd`: the length of its shell string in bytes on a line,
+    then that string; `cmd.stdin` follows it, then EOF."""
+    text = cmd.shell().encode("utf-8")
+    return b"%d\n" % len(text) + text
+
+
 # --- images (smoke test) --------------------------------------------------------------------
 
 

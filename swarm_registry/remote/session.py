@@ -20,7 +20,7 @@ from pathlib import Path
 import paramiko
 from fabric import Config, Connection
 
-from ..commands import SUDO_PROMPT, SUDO_READY, Command, as_run, holding
+from ..commands import SUDO_PROMPT, SUDO_READY, Command, as_run, held_next, holding
 from ..errors import HostError, Output, TlsOutcome
 from ..results import CommandRun
 from ..settings import Host, Settings
@@ -286,13 +286,12 @@ class Session:
     def _send_held(self, held: paramiko.Channel, cmd: Command, sent: Command) -> Output:
         """`cmd` through the held shell: its length, its shell string (not `sent`: the held shell already
         runs as sudo made it), its stdin, EOF."""
-        text = cmd.shell().encode("utf-8")
         with _failures(sent):
             if self.on_command:
                 self.on_command(self.host.name)
             _trace(self.host.name, sent)
             held.settimeout(cmd.timeout)
-            held.sendall(b"%d\n" % len(text) + text)
+            held.sendall(held_next(cmd))
             if cmd.stdin:
                 held.sendall(cmd.stdin)
             held.shutdown_write()

@@ -345,8 +345,7 @@ def test_a_first_trust_cert_through_the_held_shell_starts_few_processes(tmp_path
     anchor = b"-----BEGIN CERTIFICATE-----\nanchor\n-----END CERTIFICATE-----\n"
     held = here(commands.holding(facts.command(settings, ["trust"]), "the-mark"))
     install = here(trust.command(settings.registry.endpoint, anchor))
-    text = install.shell().encode()
-    r = subprocess.run(held.argv, input=b"%d\n" % len(text) + text + anchor, capture_output=True,
+    r = subprocess.run(held.argv, input=commands.held_next(install) + anchor, capture_output=True,
                        env={"PATH": str(tools), "LC_ALL": "C"}, timeout=30)
     assert r.returncode == 0, r.stderr
     facts_out, _, script_out = r.stdout.decode().partition("the-mark 0\n")
