@@ -5,7 +5,10 @@ without, 200 with credentials, on every replica.
 A special step: its `Wait` polls the `tasks` fact on the manager (the same reader the facts
 command uses), bounded by registry.converge_timeout; the TLS checks run from this machine (one
 replica: registry.host, else the registry node's address; several: each registry node's address).
-Tasks that were running before a deploy never count (they run the old spec).
+Tasks that were running before a deploy never count (they run the old spec). When the swarm already
+showed the wanted tasks (no poll planned) but a replica does not answer, the wait reads the tasks again
+from then on: the swarm's view read before may be stale (a node that just rejoined), and the message
+names what the swarm says of the task on the node that fails.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class Converge:
     exclude: frozenset[str]
     poll: Command | None
     tasks: list[Task]
+    repoll: Command  # the tasks fact: polled once a replica fails where no poll was planned
     cert_sha: str
     password: str | None
     timeout: float
@@ -58,6 +62,15 @@ class Converge:
             return f"/v2/{where} with {r.login_user}'s credentials answered {authed.status}, not 200"
         return None
 
+    def _task_on(self, tasks: list[Task], host: str) -> str:
+        """What the swarm says of the newest task on `host`'s node (tasks come newest first)."""
+        mine = [t for t in tasks if t.node_id == self.node_ids[host]]
+        if not mine:
+            return "no task on this node"
+        t = mine[0]
+        return (f"task {t.id[:12]} {t.state}, desired {t.desired}"
+                + (f", spec {t.spec[:12]}" if t.spec != self.spec else "") + (f": {t.error}" if t.error else ""))
+
     def until(self, output: Output | None) -> tuple[bool, str, str]:
         s = self.settings
         tasks = facts_mod.parse_tasks(output.stdout) if output is not None else self.tasks
@@ -65,13 +78,16 @@ class Converge:
         missing = [h for h, nid in self.node_ids.items() if not any(t.node_id == nid for t in fresh)]
         errors = [t.error for t in tasks if t.error]
         if missing:
-            seen = tasks[0].state if tasks else "no task yet"
-            self.last = (f"no task with the wanted spec running on {', '.join(missing)}; last task state {seen}; "
+            seen = "; ".join(f"{h}: {self._task_on(tasks, h)}" for h in missing)
+            self.last = (f"no task with the wanted spec running on {', '.join(missing)} ({seen}); "
                          f"last error: {errors[0] if errors else 'none'}")
             return False, FAILED, self.last
         for host in self.node_ids:
             wrong = self._replica(host)
             if wrong is not None:
+                if self.poll is None:  # the tasks read before may be stale: read them from the next poll on
+                    self.poll = self.repoll
+                wrong += f" (swarm: {self._task_on(tasks, host)})" if len(self.node_ids) > 1 else ""
                 self.last = wrong
                 # a wrong password is final once the replica answers with our certificate
                 return ("credentials answered" in wrong), FAILED, wrong
@@ -90,13 +106,15 @@ def plan(w, host: str, f: Facts, deploying: bool) -> StepPlan:
     exclude = frozenset(t.id for t in f.tasks if t.running) if deploying else frozenset()
     wanted_running = all(any(t.running and t.node_id == nid and t.spec == w.spec_hash for t in f.tasks)
                          for nid in node_ids.values())
-    poll = None if (wanted_running and not deploying) else facts_mod.command(s, ["tasks"])
-    wait = Converge(s, node_ids, w.spec_hash, exclude, poll, list(f.tasks),
+    tasks_cmd = facts_mod.command(s, ["tasks"])
+    poll = None if (wanted_running and not deploying) else tasks_cmd
+    wait = Converge(s, node_ids, w.spec_hash, exclude, poll, list(f.tasks), tasks_cmd,
                     pki.inspect(w.bundle.server_cert).sha256, w.password, float(s.registry.converge_timeout))
     action = Action(poll, wait=wait)
     where = ", ".join(s.hosts[n].node_name for n in s.registry.nodes)
     if poll is None:
-        return StepPlan(STEP, host, OK, f"task with spec {w.spec_hash[:12]} running on {where}; check /v2/ over TLS",
+        return StepPlan(STEP, host, OK, f"task with spec {w.spec_hash[:12]} running on {where}; check /v2/ over TLS "
+                                   "(a replica that does not answer: the tasks are read again until it does)",
                         (action,))
     return change(STEP, host, f"wait (at most {s.registry.converge_timeout}s) for a task with spec "
                               f"{w.spec_hash[:12]} on {where} and /v2/ over verified TLS", action)

@@ -79,6 +79,19 @@ def fscfg(s3cfg):
     path.unlink(missing_ok=True)
 
 
+def node_report(s, i: int) -> str:
+    """What the swarm and node i's engine say of the registry there: printed when a replica does not serve."""
+    parts = [node(1, "docker", "service", "ps", "--no-trunc", "--format",
+                  "{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}", s.registry.service).stdout,
+             node(i, "docker", "ps", "-a", "--format", "{{.Names}} {{.Status}} {{.Ports}}").stdout,
+             node(i, "sh", "-c", "ls /run/swarm-registry-lab.cgroup-ro 2>&1; grep -v 'level=info\\|kernel parameter'"
+                                 " /var/log/dockerd.log | tail -25").stdout]
+    newest = node(i, "docker", "ps", "-a", "-q", "--filter", f"name={s.registry.service}").stdout.split()
+    if newest:
+        parts.append(node(i, "sh", "-c", f"docker logs --tail 15 {newest[0]} 2>&1").stdout)
+    return f"\n--- node{i} ---\n" + "\n".join(parts)
+
+
 def settings_of(path):
     return settings_mod.load(path)
 
@@ -290,7 +303,7 @@ def test_one_registry_node_down_the_others_serve_then_it_rejoins_with_no_change_
          timeout=180)
     again = run("inv", "setup", "--json", config=s3cfg, env=ENV, timeout=900)
     doc = json.loads(again.stdout)
-    assert again.returncode == 0, again.stdout[-3000:]
+    assert again.returncode == 0, f"{doc.get('failed')}{node_report(s, 3)}"
     elsewhere = [(h, x["step"]) for h, v in doc["hosts"].items() for x in v["steps"]
                  if x["status"] == "changed" and h != "node3" and x["step"] != "converge"]
     assert elsewhere == [], elsewhere
@@ -320,13 +333,22 @@ def test_s3_outage_status_says_so_and_the_registry_recovers_by_itself(s3cfg):
         subprocess.run(["docker", "start", container], check=True, capture_output=True, timeout=120)
     probe = {i: _replica_session(s, s.hosts[f"node{i}"].address) for i in (1, 2, 3)}
 
-    def all_serve() -> bool:
-        try:
-            return all(sess.get(f"{base}/v2/_catalog", timeout=10).status_code == 200 for sess, base in probe.values())
-        except requests.RequestException:
-            return False
+    failing: set[int] = set()
 
-    poll("every replica serving again after RGW came back", all_serve, timeout=300, every=3)
+    def all_serve() -> bool:
+        failing.clear()
+        for i, (sess, base) in probe.items():
+            try:
+                if sess.get(f"{base}/v2/_catalog", timeout=10).status_code != 200:
+                    failing.add(i)
+            except requests.RequestException:
+                failing.add(i)
+        return not failing
+
+    try:
+        poll("every replica serving again after RGW came back", all_serve, timeout=300, every=3)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; not serving: {sorted(failing)}" + "".join(node_report(s, i) for i in failing))
     up = run("inv", "status", config=s3cfg, env=ENV, timeout=300)
     assert up.returncode == 0, up.stdout
     assert "storage: s3 (ok: bucket registry answers" in up.stdout

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from swarm_registry import commands, facts as facts_mod, htpasswd, render, s3creds, settings as S
+from swarm_registry.errors import Output
 from swarm_registry.facts import Facts, Node, Task
 from swarm_registry.plan import CLUSTER_STEPS, setup_plan
 from swarm_registry.results import CHANGED, FAILED, OK
@@ -218,6 +219,31 @@ def test_converge_waits_until_a_replica_runs_on_every_registry_node(w):
     assert step.status == CHANGED and step.actions[0].command is not None
     done, status, why = step.actions[0].wait.until(None)
     assert (done, status) == (False, FAILED) and "running on n3" in why
+
+
+def test_a_replica_that_refuses_where_the_swarm_said_running_makes_the_wait_read_the_tasks_again(w, monkeypatch):
+    """A node that just rejoined: the tasks read by the facts say running, its port refuses. The wait
+    names the swarm's task on that node and polls the tasks from then on (no poll was planned)."""
+    from swarm_registry import registry_http
+
+    def probe(settings, path, *, auth=None, timeout=5.0, address=None):
+        if address == "10.9.0.13":
+            raise registry_http.RegistryError("cannot connect to 10.9.0.13:5000: [Errno 111] Connection refused")
+        return registry_http.Answer(200 if auth else 401, wait.cert_sha, {}, b"")
+
+    monkeypatch.setattr(registry_http, "probe", probe)
+    step = by_step(setup_plan(w, cluster_facts(w, converged=True), "n1", ["n1", "n2", "n3"]))[("converge", "n1")]
+    wait = step.actions[0].wait
+    assert step.status == OK and wait.poll is None
+    done, status, why = wait.until(None)
+    assert (done, status, wait.poll) == (False, FAILED, facts_mod.command(w.settings, ["tasks"]))
+    assert why.endswith("on n3 (swarm: task t3 running, desired running)"), why
+    tasks = "task=t9|id3|running|rejected||" + w.spec_hash + "\ntask=t3|id3|shutdown|running||" + w.spec_hash
+    done, status, why = wait.until(Output(0, tasks, ""))
+    assert (done, status) == (False, FAILED) and "n3: task t9 rejected, desired running" in why, why
+    monkeypatch.setattr(registry_http, "probe", lambda settings, path, *, auth=None, timeout=5.0, address=None:
+                        registry_http.Answer(200 if auth else 401, wait.cert_sha, {}, b""))
+    assert wait.until(None)[:2] == (True, OK)  # the positive control: every replica answers
 
 
 @pytest.mark.parametrize("code, status, needle", [
