@@ -120,6 +120,20 @@ def command(settings: Settings, names: tuple[str, ...] | list[str], stdin: bytes
                            stdin=stdin, secret=stdin is not None)
 
 
+def docker_line(info: bytes) -> str | None:
+    """The `docker` fact's line (as files/scripts/facts/docker.sh prints it with `docker info --format`) from
+    the engine's /info JSON; None when the JSON lacks what the fact needs (then the command reads it)."""
+    try:
+        doc = json.loads(info)
+        swarm = doc["Swarm"]
+        state, control, version = swarm["LocalNodeState"], swarm.get("ControlAvailable", False), doc["ServerVersion"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(state, str) or not state or not isinstance(version, str) or not isinstance(control, bool):
+        return None
+    return f"docker={state}|{'true' if control else 'false'}|{version}"
+
+
 def names_for(host: str, *, manager: str | None, registry: "str | tuple[str, ...] | None",
               base: tuple[str, ...] = HOST_FACTS) -> tuple[str, ...]:
     """`registry`: the registry node, or every registry node (registry.nodes)."""

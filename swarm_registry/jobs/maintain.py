@@ -13,7 +13,7 @@ from ..results import CHANGED, FAILED, OK, Report
 from ..settings import Settings, SettingsError
 from ..state import StateDir
 from ..steps import bucket as bucket_step, migrate, teardown as op
-from .runner import mode_of
+from .runner import mode_of, read_facts
 from .setup import setup
 
 Out = Callable[[str], None]
@@ -112,7 +112,7 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
             stdin = None
             if keys_stdin and bucket_step.fact_names(settings, name):
                 names, stdin = names + bucket_step.fact_names(settings, name), keys_stdin
-            f = facts_mod.parse(session.run(facts_mod.command(settings, names, stdin)).stdout)
+            f = facts_mod.parse(read_facts(session, settings, names, stdin, hold=False).stdout)
             found[session.host.name] = f
             if not f.docker_up:
                 return FAILED, "docker does not answer"

@@ -36,6 +36,27 @@ class Job:
     fact_stdin: Callable[[str], "bytes | None"] | None = None  # host -> secret stdin of its facts command
 
 
+def read_facts(session, settings: Settings, names: tuple[str, ...], stdin: bytes | None, *, hold: bool) -> Output:
+    """The facts `names` of a host, as one command's output. The docker fact comes from the engine's socket
+    where the host's sshd can open it (remote.engine: no command for it, and the facts command leaves it out);
+    else, or when the socket does not answer as the engine does, from the facts command's `docker info`."""
+    info = session.ask_engine_info() if "docker" in names else None
+    rest = tuple(n for n in names if n != "docker") if info is not None else names
+    try:
+        res = session.run(facts_mod.command(settings, rest, stdin), hold=hold) if rest else Output(0, "", "")
+    finally:
+        body = info.answer() if info is not None else None  # its channel closed either way
+    if info is None or not res.ok:
+        return res
+    line = facts_mod.docker_line(body or b"")
+    if line is None:
+        fallback = session.run(facts_mod.command(settings, ("docker",)), hold=hold)
+        if not fallback.ok:
+            return fallback
+        line = fallback.stdout.strip()
+    return Output(res.rc, f"{line}\n{res.stdout}", res.stderr)
+
+
 def mode_of(check: bool, dry: bool) -> str:
     return DRY if dry else CHECK if check else RUN
 
@@ -51,7 +72,7 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
             name = session.host.name
             stdin = job.fact_stdin(name) if job.fact_stdin else None
             # a run holds the facts command's shell: a host's first command of the plan goes through it
-            res = session.run(facts_mod.command(settings, job.fact_names(name), stdin), hold=mode == RUN)
+            res = read_facts(session, settings, job.fact_names(name), stdin, hold=mode == RUN)
             if not res.ok:
                 return FAILED, f"facts could not be read: {res.error()}"
             found[name] = facts_mod.parse(res.stdout)

@@ -24,7 +24,7 @@ from ..commands import SUDO_PROMPT, SUDO_READY, Command, as_run, held_next, hold
 from ..errors import HostError, Output, TlsOutcome
 from ..results import CommandRun
 from ..settings import Host, Settings
-from . import forward, hostkeys, tls_check
+from . import engine, forward, hostkeys, tls_check
 from .hostkeys import HostKeyError, changed_key_message
 from ..validators import parse_jump
 
@@ -47,6 +47,11 @@ _TRACE_LOCK = threading.Lock()
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
+STREAMLOCAL = "direct-streamlocal@openssh.com"
+_STREAMLOCAL = threading.local()  # the socket path of the channel this thread is opening
+_OPEN_STREAMLOCAL = bytes([paramiko.common.MSG_CHANNEL_OPEN]) + len(STREAMLOCAL).to_bytes(4, "big") + STREAMLOCAL.encode()
+
+
 class _Transport(paramiko.Transport):
     """paramiko's transport, asking for AES-GCM first (OpenSSH has offered aes128-gcm@openssh.com since
     6.2): paramiko's default pick, aes128-ctr with hmac-sha2-256, MACs every packet in a separate pass.
@@ -66,6 +71,26 @@ class _Transport(paramiko.Transport):
             if hasattr(socket, "TCP_QUICKACK"):
                 sock = _PromptAck(sock)
         super().__init__(sock, *args, **kwargs)
+
+    def open_streamlocal(self, path: str, timeout: float) -> paramiko.Channel:
+        """A channel to the unix socket `path` on the server, opened by its sshd as the login user
+        (OpenSSH's direct-streamlocal@openssh.com, its PROTOCOL file 2.4: the open message carries the path,
+        a reserved string and a reserved uint32). paramiko's open_channel knows no such kind: it is used as
+        is and `_send_user_message` adds the three fields to the open message it sends from this thread."""
+        _STREAMLOCAL.path = path
+        try:
+            return self.open_channel(STREAMLOCAL, timeout=timeout)
+        finally:
+            _STREAMLOCAL.path = None
+
+    def _send_user_message(self, data):
+        path = getattr(_STREAMLOCAL, "path", None)
+        if path is not None and isinstance(data, paramiko.Message) and data.asbytes().startswith(_OPEN_STREAMLOCAL):
+            _STREAMLOCAL.path = None
+            data.add_string(path)
+            data.add_string("")
+            data.add_int(0)
+        super()._send_user_message(data)
 
     def _parse_channel_open_failure(self, m):
         """As paramiko's (3.5), but the ChannelException keeps the server's own words ("Connection refused",
@@ -354,6 +379,15 @@ class Session:
                 forward.check_allowed(transport, dest, self.route())
                 self._forwards[port] = forward.Forward(transport, dest, self.host.name)
             return self._forwards[port].port
+
+    def ask_engine_info(self) -> "engine.InfoRequest | None":
+        """The engine's /info asked over its socket (remote.engine); None: read the docker fact with a command."""
+        self.connect()
+        assert self._conn is not None
+        transport = self._conn.client.get_transport()
+        if transport is None or not isinstance(transport, _Transport):
+            return None
+        return engine.ask_info(transport, self.settings.ssh.connect_timeout)
 
     def check_tls(self, host: str, port: int, cas: bytes) -> TlsOutcome:
         """TLS to host:port as this host sees it (remote.tls_check): its sshd connects, TLS runs here."""

@@ -360,3 +360,29 @@ def _descends(pid: int, ancestor: int) -> bool:
         except (OSError, ValueError, IndexError):
             return False
     return False
+
+
+def test_the_docker_fact_comes_from_the_engines_socket_and_from_docker_info_where_sshd_refuses(tmp_path):
+    """The docker fact (the preflight's): read from the engine's socket, which the host's sshd opens (no
+    command started for it, and the facts command leaves it out), and where sshd refuses that channel
+    (AllowStreamLocalForwarding no) by `docker info` in the facts command: both read this machine's engine
+    (not in a swarm: the preflight says so with the state it read, where an unread fact says docker does not
+    answer)."""
+    require("/usr/sbin/sshd")
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        pytest.fail("no Docker engine answers (docker info failed); make test and .ci/run start one")
+    state = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True,
+                           text=True).stdout.strip()
+    for name, options, from_socket in (("socket", "", True), ("refused", "AllowStreamLocalForwarding no", False)):
+        with SshdHosts(2, tmp_path / name, sshd_options=options) as hosts:
+            trace, cfg = tmp_path / f"{name}.trace", hosts.settings_file()
+            assert run("inv", "users.add", "lenain", "--password-stdin", config=cfg, input="pw-4c1d9e\n").returncode == 0
+            r = run("inv", "setup", "--check", config=cfg,
+                    env={"SWARM_REGISTRY_TRACE": str(trace)})
+            assert r.returncode == 1, r.stdout + r.stderr
+            for h in hosts.hosts:
+                assert f"{h.name:<14} preflight" in r.stdout and f"not part of a swarm (state {state})" in r.stdout
+                assert h.commands_started() == 1  # the facts command, with or without the docker fact
+            sent = trace.read_text().splitlines()
+            assert len(sent) == 2 and all("facts.sh> facts='" in line for line in sent), sent
+            assert all(("facts='docker " in line) != from_socket for line in sent), (name, sent)

@@ -238,3 +238,26 @@ def test_a_digest_pinned_image_reads_back_as_wanted(base_settings):
     doc = render.stack(settings, names, HTPASSWD_SHA)
     spec = service_spec(doc, names)  # docker keeps tag@digest as given
     assert facts.service_view(spec) == render.wanted_view(doc)
+
+
+@pytest.mark.parametrize("info, line", [
+    ({"Swarm": {"LocalNodeState": "active", "ControlAvailable": True}, "ServerVersion": "20.10.24+dfsg1"},
+     "docker=active|true|20.10.24+dfsg1"),
+    ({"Swarm": {"LocalNodeState": "active", "ControlAvailable": False}, "ServerVersion": "24.0.7"},
+     "docker=active|false|24.0.7"),
+    ({"Swarm": {"LocalNodeState": "inactive"}, "ServerVersion": "20.10.24"}, "docker=inactive|false|20.10.24"),
+    ({"Swarm": {"LocalNodeState": ""}, "ServerVersion": "20.10.24"}, None),
+    ({"ServerVersion": "20.10.24"}, None),
+    ({"Swarm": {"LocalNodeState": "active", "ControlAvailable": "yes"}, "ServerVersion": "1"}, None),
+    ([], None),
+])
+def test_the_docker_line_from_the_engines_info_reads_as_docker_info_prints_it(info, line):
+    assert facts.docker_line(json.dumps(info).encode()) == line
+    if line is not None:  # parsed as the facts command's own line is
+        f = facts.parse(line)
+        assert f.docker_up and (f.swarm_state, f.control) == (info["Swarm"]["LocalNodeState"],
+                                                             info["Swarm"].get("ControlAvailable", False))
+
+
+def test_the_docker_line_refuses_what_is_not_json():
+    assert facts.docker_line(b"<html>") is None and facts.docker_line(b"") is None

@@ -17,7 +17,8 @@ def loaded(code: str) -> set[str]:
 def test_the_trust_cert_path_imports_neither_requests_nor_passlib_nor_pyrage():
     mods = loaded(TRUST_PATH)
     assert "swarm_registry.remote.executor" in mods and "paramiko" in mods  # the path itself was loaded
-    for heavy in ("requests", "urllib3", "passlib", "pyrage", "boto3", "swarm_registry.registry_http"):
+    for heavy in ("requests", "urllib3", "passlib", "pyrage", "boto3", "swarm_registry.registry_http",
+                  "http.client"):
         assert heavy not in mods, f"{heavy} imported on trust-cert's start-up path"
 
 
