@@ -297,6 +297,9 @@ def test_one_registry_node_down_the_others_serve_then_it_rejoins_with_no_change_
     print(f"pulls on node1 while node3 stopped: {results.count('fail')} failed of {len(results)}: {results}")
     assert results[-4:] == ["ok"] * 4, results
     push_with_node3_down(s)
+    # started again once the swarm has marked it down (an outage the swarm saw, as a node down for a while is)
+    poll("node3 Down in the swarm", lambda: "Down" in node(1, "docker", "node", "inspect", "--format",
+                                                           "{{.Status.State}}", "node3").stdout.title(), timeout=120)
     subprocess.run(["docker", "start", LAB.container_name(3)], check=True, capture_output=True)
     poll("node3 Ready in the swarm", lambda: "Ready" in node(1, "docker", "node", "inspect", "--format",
                                                                  "{{.Status.State}}", "node3").stdout.title(),
