@@ -2,9 +2,10 @@
 `direct-streamlocal@openssh.com` channel, like `ssh -L PORT:/var/run/docker.sock`): the `docker` fact
 with no process started on the host. `docker info` costs a node about 30 ms of CPU, most of it the docker
 CLI starting (bench/HISTORY.md); the engine answers /info in a few. sshd opens the socket as the login
-user: root, or a user in the docker group. Where it cannot (a sudo user outside that group, sshd's
-AllowStreamLocalForwarding no, a key with no-port-forwarding, no engine on the default socket), the
-request answers None and the facts command reads the fact with `docker info` as before."""
+user: root, or a user in the docker group; where commands go through sudo it is not asked (Session). Where
+sshd cannot open it (AllowStreamLocalForwarding no, a key with no-port-forwarding, no engine on the default
+socket, a user outside the docker group), the request answers None and the facts command reads the fact
+with `docker info` as before."""
 from __future__ import annotations
 
 import socket

@@ -381,7 +381,10 @@ class Session:
             return self._forwards[port].port
 
     def ask_engine_info(self) -> "engine.InfoRequest | None":
-        """The engine's /info asked over its socket (remote.engine); None: read the docker fact with a command."""
+        """The engine's /info asked over its socket (remote.engine); None: read the docker fact with a command.
+        Not where commands go through sudo: sshd would open the socket as the login user, not as root."""
+        if self.sudo:
+            return None
         self.connect()
         assert self._conn is not None
         transport = self._conn.client.get_transport()

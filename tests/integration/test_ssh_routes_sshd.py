@@ -365,7 +365,8 @@ def _descends(pid: int, ancestor: int) -> bool:
 def test_the_docker_fact_comes_from_the_engines_socket_and_from_docker_info_where_sshd_refuses(tmp_path):
     """The docker fact (the preflight's): read from the engine's socket, which the host's sshd opens (no
     command started for it, and the facts command leaves it out), and where sshd refuses that channel
-    (AllowStreamLocalForwarding no) by `docker info` in the facts command: both read this machine's engine
+    (AllowStreamLocalForwarding no) or where commands go through sudo (sshd would open the socket as the login
+    user, not as root), by `docker info` in the facts command: all read this machine's engine
     (not in a swarm: the preflight says so with the state it read, where an unread fact says docker does not
     answer)."""
     require("/usr/sbin/sshd")
@@ -373,9 +374,12 @@ def test_the_docker_fact_comes_from_the_engines_socket_and_from_docker_info_wher
         pytest.fail("no Docker engine answers (docker info failed); make test and .ci/run start one")
     state = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True,
                            text=True).stdout.strip()
-    for name, options, from_socket in (("socket", "", True), ("refused", "AllowStreamLocalForwarding no", False)):
+    require("/usr/bin/sudo")
+    for name, options, sudo, from_socket in (("socket", "", False, True),
+                                             ("refused", "AllowStreamLocalForwarding no", False, False),
+                                             ("sudo", "", True, False)):  # commands through sudo: no socket
         with SshdHosts(2, tmp_path / name, sshd_options=options) as hosts:
-            trace, cfg = tmp_path / f"{name}.trace", hosts.settings_file()
+            trace, cfg = tmp_path / f"{name}.trace", hosts.settings_file(ssh={"sudo": sudo})
             assert run("inv", "users.add", "lenain", "--password-stdin", config=cfg, input="pw-4c1d9e\n").returncode == 0
             r = run("inv", "setup", "--check", config=cfg,
                     env={"SWARM_REGISTRY_TRACE": str(trace)})
