@@ -92,6 +92,11 @@ def node_report(s, i: int) -> str:
     return f"\n--- node{i} ---\n" + "\n".join(parts)
 
 
+def swarm_node_state(name: str) -> str:
+    """The manager's view of a node: Ready, Down, ... (title case)."""
+    return node(1, "docker", "node", "inspect", "--format", "{{.Status.State}}", name).stdout.title()
+
+
 def settings_of(path):
     return settings_mod.load(path)
 
@@ -298,12 +303,9 @@ def test_one_registry_node_down_the_others_serve_then_it_rejoins_with_no_change_
     assert results[-4:] == ["ok"] * 4, results
     push_with_node3_down(s)
     # started again once the swarm has marked it down (an outage the swarm saw, as a node down for a while is)
-    poll("node3 Down in the swarm", lambda: "Down" in node(1, "docker", "node", "inspect", "--format",
-                                                           "{{.Status.State}}", "node3").stdout.title(), timeout=120)
+    poll("node3 Down in the swarm", lambda: "Down" in swarm_node_state("node3"), timeout=120)
     subprocess.run(["docker", "start", LAB.container_name(3)], check=True, capture_output=True)
-    poll("node3 Ready in the swarm", lambda: "Ready" in node(1, "docker", "node", "inspect", "--format",
-                                                                 "{{.Status.State}}", "node3").stdout.title(),
-         timeout=180)
+    poll("node3 Ready in the swarm", lambda: "Ready" in swarm_node_state("node3"), timeout=180)
     again = run("inv", "setup", "--json", config=s3cfg, env=ENV, timeout=900)
     doc = json.loads(again.stdout)
     assert again.returncode == 0, f"{doc.get('failed')}{node_report(s, 3)}"
