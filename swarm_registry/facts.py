@@ -75,6 +75,7 @@ class Facts:
     compose: str = ""
     bucket: str = ""  # storage s3: the bucket's HTTP status as the first registry node sees it ("" not read)
     # manager
+    manager_error: str = ""  # what docker said when the swarm did not answer this manager (then nothing else)
     nodes: list[Node] = field(default_factory=list)
     node_labels: dict[str, dict] = field(default_factory=dict)  # hostname -> labels
     secrets: list[tuple[str, str]] = field(default_factory=list)  # (name, created)
@@ -134,6 +135,16 @@ def docker_line(info: bytes) -> str | None:
     return f"docker={state}|{'true' if control else 'false'}|{version}"
 
 
+# what a manager's docker says while the swarm has no leader: managers are electing one (a leader was lost:
+# the first call waits on it, "context deadline exceeded", ~20 s here), or too few managers are online
+LEADERLESS = ("does not have a leader", "context deadline exceeded", "DeadlineExceeded")
+
+
+def leaderless(f: Facts) -> bool:
+    """The swarm did not answer this manager for want of a leader (an election may end it)."""
+    return any(s in f.manager_error for s in LEADERLESS)
+
+
 def names_for(host: str, *, manager: str | None, registry: "str | tuple[str, ...] | None",
               base: tuple[str, ...] = HOST_FACTS) -> tuple[str, ...]:
     """`registry`: the registry node, or every registry node (registry.nodes)."""
@@ -154,7 +165,8 @@ _TEXT = {"trust": "trust", "trust_strays": "trust_strays", "helper": "helper_sha
          "login_user": "login_user", "login_sha": "login_sha", "image": "image_id", "data_dir": "data_dir_mode",
          "auth_dir": "auth_dir_mode", "htpasswd": "htpasswd", "compose": "compose",
          "registry_image": "registry_image", "registry_version": "registry_version",
-         "trust_previous": "trust_previous", "bucket": "bucket"}  # key -> field, kept as text
+         "trust_previous": "trust_previous", "bucket": "bucket",
+         "manager_error": "manager_error"}  # key -> field, kept as text
 _FLAGS = {"pass": "pass_installed", "gpg_id": "gpg_id", "data_files": "data_files"}  # key -> field, "1" is true
 _NUMBERS = {"list": "list_rc", "data_bytes": "data_bytes"}  # key -> field, None unless digits
 

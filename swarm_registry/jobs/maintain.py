@@ -13,7 +13,7 @@ from ..results import CHANGED, FAILED, OK, Report
 from ..settings import Settings, SettingsError
 from ..state import StateDir
 from ..steps import bucket as bucket_step, migrate, teardown as op
-from .runner import mode_of, read_facts
+from .runner import manager_problem, mode_of, read_facts
 from .setup import setup
 
 Out = Callable[[str], None]
@@ -112,10 +112,13 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
             stdin = None
             if keys_stdin and bucket_step.fact_names(settings, name):
                 names, stdin = names + bucket_step.fact_names(settings, name), keys_stdin
-            f = facts_mod.parse(read_facts(session, settings, names, stdin, hold=False).stdout)
+            waiting = lambda line: ex.say(f"{name:<14} {'status':<22} waiting      {line}")  # noqa: E731
+            f = facts_mod.parse(read_facts(session, settings, names, stdin, hold=False, note=waiting).stdout)
             found[session.host.name] = f
             if not f.docker_up:
                 return FAILED, "docker does not answer"
+            if f.manager_error:
+                return FAILED, manager_problem(f)
             sha = f.trust.split(":", 1)[0]
             trust = ("trusts no cert for the registry" if not sha else "trusts the current cert" if sha == anchor_sha
                      else "does NOT trust the current cert" if anchor_sha else "trusts a cert (none in state_dir)")
@@ -237,7 +240,7 @@ def registry_status(settings: Settings, mgr_status, password: str | None) -> dic
                  "running": None, "running_on": [], "task": None, "last_error": None,
                  "image": r.image, "version": None, "storage": "filesystem",
                  "certificate": None, "users": None, "repositories": None}
-    if mgr_status is not None:
+    if mgr_status is not None and not mgr_status.manager_error:  # else not known: the swarm did not answer
         running = [t for t in mgr_status.tasks if t.running]
         reg["running"] = bool(running)
         reg["running_on"] = [mgr_status.hostname(t.node_id) for t in running]

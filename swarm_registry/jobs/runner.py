@@ -36,10 +36,36 @@ class Job:
     fact_stdin: Callable[[str], "bytes | None"] | None = None  # host -> secret stdin of its facts command
 
 
-def read_facts(session, settings: Settings, names: tuple[str, ...], stdin: bytes | None, *, hold: bool) -> Output:
+# how long a manager's facts are read again while the swarm has no leader (facts.leaderless): an election
+# after a manager is lost took ~20 s here (the first call waits on the lost leader); past this, the host fails
+LEADER_WAIT = 60.0
+LEADER_POLL = 1.0
+
+
+def read_facts(session, settings: Settings, names: tuple[str, ...], stdin: bytes | None, *, hold: bool,
+               note: Callable[[str], None] | None = None) -> Output:
     """The facts `names` of a host, as one command's output. The docker fact comes from the engine's socket
     where the host's sshd can open it (remote.engine: no command for it, and the facts command leaves it out);
-    else, or when the socket does not answer as the engine does, from the facts command's `docker info`."""
+    else, or when the socket does not answer as the engine does, from the facts command's `docker info`.
+
+    A manager's facts are read again, for up to LEADER_WAIT, while the swarm has no leader (managers electing
+    one after a manager was lost): read then, "no nodes, no service" would be docker's error, not the swarm.
+    `note` hears, once, that it waits."""
+    res = _read_once(session, settings, names, stdin, hold=hold)
+    if "manager" not in names:
+        return res
+    deadline = time.monotonic() + LEADER_WAIT
+    while res.ok and facts_mod.leaderless(f := facts_mod.parse(res.stdout)) and time.monotonic() < deadline:
+        if note is not None:
+            note(f"the swarm has no leader ({f.manager_error.strip()}): reading it again for up to "
+                 f"{LEADER_WAIT:.0f} s")
+            note = None
+        time.sleep(LEADER_POLL)
+        res = _read_once(session, settings, names, stdin, hold=hold)
+    return res
+
+
+def _read_once(session, settings: Settings, names: tuple[str, ...], stdin: bytes | None, *, hold: bool) -> Output:
     info = session.ask_engine_info() if "docker" in names else None
     rest = tuple(n for n in names if n != "docker") if info is not None else names
     try:
@@ -57,6 +83,16 @@ def read_facts(session, settings: Settings, names: tuple[str, ...], stdin: bytes
     return Output(res.rc, f"{line}\n{res.stdout}", res.stderr)
 
 
+def manager_problem(f: Facts) -> str:
+    """Why a manager whose swarm did not answer (facts.manager_error) cannot do swarm-wide work, and the fix."""
+    said = f.manager_error.strip()
+    if facts_mod.leaderless(f):
+        return (f"the swarm has no leader after {LEADER_WAIT:.0f} s (docker: {said}): more than half of the "
+                "managers must be online; start the ones that are down, or, if they are lost, run docker swarm "
+                "init --force-new-cluster on a manager that holds the swarm's state")
+    return f"the swarm does not answer this manager (docker: {said})"
+
+
 def mode_of(check: bool, dry: bool) -> str:
     return DRY if dry else CHECK if check else RUN
 
@@ -72,11 +108,15 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
             name = session.host.name
             stdin = job.fact_stdin(name) if job.fact_stdin else None
             # a run holds the facts command's shell: a host's first command of the plan goes through it
-            res = read_facts(session, settings, job.fact_names(name), stdin, hold=mode == RUN)
+            res = read_facts(session, settings, job.fact_names(name), stdin, hold=mode == RUN,
+                             note=lambda line: ex.say(f"{name:<14} {job.name:<22} waiting      {line}"))
             if not res.ok:
                 return FAILED, f"facts could not be read: {res.error()}"
-            found[name] = facts_mod.parse(res.stdout)
-            return job.judge(name, found[name])
+            found[name] = f = facts_mod.parse(res.stdout)
+            status, message = job.judge(name, f)
+            if status != FAILED and f.manager_error:
+                return FAILED, manager_problem(f)
+            return status, message
 
         ex.step(job.name, read)
         usable = [h for h in hosts if not ex.run.has_failed(h)]

@@ -24,7 +24,8 @@ import yaml
 
 from devtools import lab as lab_mod
 from devtools.lab import settings as L
-from tests.integration.clirun import run, statuses
+from tests.integration import clirun
+from tests.integration.clirun import BIN, ROOT, run, statuses
 
 pytestmark = pytest.mark.lab
 SHAPES = {
@@ -119,7 +120,10 @@ def test_setup_smoke_login_rerun_and_no_secret_anywhere(shape):
     sampler = Sampler(shape)
     sampler.start()
     try:
-        if shape.name == "mgrs":  # the first manager is down: manager work goes to the next one
+        if shape.name == "mgrs":  # the first manager, the swarm's leader, is down: the work goes to the next one
+            leader = shape.exec(2, "docker", "node", "ls", "--filter", "role=manager", "--format",
+                                "{{.Hostname}} {{.ManagerStatus}}").stdout.split()
+            assert leader[leader.index("Leader") - 1] == "node1", leader  # the lab's swarm was made on node1
             subprocess.run(["docker", "stop", shape.container(1)], check=True, capture_output=True)
             try:
                 first = shape.inv("setup")
@@ -127,6 +131,8 @@ def test_setup_smoke_login_rerun_and_no_secret_anywhere(shape):
                 subprocess.run(["docker", "start", shape.container(1)], check=True, capture_output=True)
                 lab_mod.up(out=lambda line: None, name=shape.name, **shape.options)  # sshd and dockerd back
             assert first.returncode == 1 and "FAILED node1: preflight: unreachable" in first.stdout, first.stdout
+            # read at once, node2's and node3's swarm may have no leader yet (their facts are then read
+            # again: assert_a_swarm_without_quorum_stops_setup_before_any_change shows it for certain)
             assert statuses(first.stdout, "deploy") == {"node2": "changed"}, first.stdout
             assert set(statuses(first.stdout, "directories")) == {"node4"}  # registry steps on the worker
             outputs.append(first)
@@ -216,10 +222,42 @@ def test_what_each_shape_adds(shape, tmp_path):
         assert pulled.returncode == 0, pulled.stdout + pulled.stderr  # the new user's htpasswd is on node4
         shape.exec(3, "docker", "logout", f"{shape.lab.registry_host}:5000")
         assert shape.inv("setup").returncode == 0  # the lenain login on node3 back in place
+        assert_a_swarm_without_quorum_stops_setup_before_any_change(shape)
     if shape.options.get("ipv6"):
         assert_runs_over_ipv6(shape)
     if shape.name in REGISTRY_BY_ADDRESS:
         assert_registry_named_by_its_address(shape)
+
+
+def assert_a_swarm_without_quorum_stops_setup_before_any_change(shape):
+    """2 of the 3 managers stopped: node1's swarm has no leader. Setup reads node1's facts again for its
+    60 s, then fails it with the fix and changes nothing. Then status, node1's facts read again while the
+    swarm has no leader: the managers are started while it waits, and it sees the service once they have
+    elected one (read at once, the first call after the loss of a leader may or may not wait on it)."""
+    for i in (2, 3):
+        subprocess.run(["docker", "stop", shape.container(i)], check=True, capture_output=True)
+    try:
+        r = shape.inv("setup")
+        assert r.returncode == 1, r.stdout
+        failed = [line for line in r.stdout.splitlines() if line.startswith("FAILED node1")]
+        assert any("the swarm has no leader after 60 s" in f and "more than half of the managers must be online"
+                   in f for f in failed), r.stdout
+        assert "stopped before any change" in r.stdout and not changed(r.stdout), r.stdout
+        status = subprocess.Popen([str(BIN / "inv"), "status"], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                                  env={**clirun._env(shape.config, shape.env), "PYTHONUNBUFFERED": "1"})
+        lines = []
+        for line in status.stdout:  # status waits for up to 60 s: the line comes before that
+            lines.append(line)
+            if line.split()[:3] == ["node1", "status", "waiting"]:
+                break
+    finally:
+        for i in (2, 3):
+            subprocess.run(["docker", "start", shape.container(i)], check=True, capture_output=True)
+        lab_mod.up(out=lambda line: None, name=shape.name, **shape.options)  # sshd and dockerd back
+    out = "".join(lines) + status.communicate(timeout=300)[0]
+    assert "the swarm has no leader" in lines[-1], out
+    node1 = [line for line in out.splitlines() if line.split()[:3] == ["node1", "status", "ok"]]
+    assert node1 and "running on the labelled node" in out, out  # read again once the swarm had a leader
 
 
 def assert_registry_named_by_its_address(shape):

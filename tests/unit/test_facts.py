@@ -261,3 +261,65 @@ def test_the_docker_line_from_the_engines_info_reads_as_docker_info_prints_it(in
 
 def test_the_docker_line_refuses_what_is_not_json():
     assert facts.docker_line(b"<html>") is None and facts.docker_line(b"") is None
+
+
+# --- runner.read_facts: a manager's facts while the swarm has no leader ---------------------------------
+
+class Replies:
+    """A session whose facts commands answer `outputs` in turn (the last one from then on); no engine socket."""
+
+    def __init__(self, *outputs: str):
+        self.outputs, self.sent = list(outputs), []
+
+    def ask_engine_info(self):
+        return None
+
+    def run(self, cmd, hold=False):
+        from swarm_registry.errors import Output
+
+        self.sent.append(cmd)
+        return Output(0, self.outputs.pop(0) if len(self.outputs) > 1 else self.outputs[0], "")
+
+
+NO_LEADER = ("manager_error=Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a "
+             "leader. It's possible that too few managers are online.\n")
+ANSWERED = "node=id1|node1|Down|Active\nnode=id2|node2|Ready|Active\nservice=\n"
+
+
+def test_a_managers_facts_are_read_again_until_the_swarm_has_a_leader(base_settings, monkeypatch):
+    from swarm_registry.jobs import runner
+
+    monkeypatch.setattr(runner, "LEADER_POLL", 0.01)
+    settings, notes = S.from_mapping(base_settings), []
+    session = Replies(NO_LEADER, NO_LEADER, ANSWERED)
+    res = runner.read_facts(session, settings, ("docker", "manager", "tasks"), None, hold=True, note=notes.append)
+    f = facts.parse(res.stdout)
+    assert len(session.sent) == 3 and f.manager_error == "" and [n.hostname for n in f.nodes] == ["node1", "node2"]
+    assert len(notes) == 1 and "the swarm has no leader" in notes[0] and "up to 60 s" in notes[0]
+    # accepted at once: one command, no note
+    session, notes = Replies(ANSWERED), []
+    runner.read_facts(session, settings, ("docker", "manager", "tasks"), None, hold=True, note=notes.append)
+    assert len(session.sent) == 1 and notes == []
+    # not a manager's facts: never read again
+    session = Replies(NO_LEADER, ANSWERED)
+    runner.read_facts(session, settings, ("docker", "trust"), None, hold=True)
+    assert len(session.sent) == 1
+
+
+def test_a_swarm_without_a_leader_past_the_wait_fails_the_manager_with_the_fix(base_settings, monkeypatch):
+    from swarm_registry.jobs import runner
+
+    monkeypatch.setattr(runner, "LEADER_POLL", 0.01)
+    monkeypatch.setattr(runner, "LEADER_WAIT", 0.1)
+    settings = S.from_mapping(base_settings)
+    session = Replies(NO_LEADER)
+    f = facts.parse(runner.read_facts(session, settings, ("manager",), None, hold=False).stdout)
+    assert 3 <= len(session.sent) <= 20 and facts.leaderless(f)
+    problem = runner.manager_problem(f)
+    assert "no leader after" in problem and "more than half of the managers must be online" in problem
+    # another error is not waited on, and says what docker said
+    worker = Replies("manager_error=Error response from daemon: This node is not a swarm manager.\n")
+    f = facts.parse(runner.read_facts(worker, settings, ("manager",), None, hold=False).stdout)
+    assert len(worker.sent) == 1 and not facts.leaderless(f)
+    assert runner.manager_problem(f) == ("the swarm does not answer this manager (docker: Error response from "
+                                         "daemon: This node is not a swarm manager.)")

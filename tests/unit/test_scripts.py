@@ -425,11 +425,43 @@ def test_fact_manager_and_tasks_read_back_through_the_parser(box, settings):
 
 
 def test_fact_manager_without_a_service(box, settings):
-    box.fake("docker", 'case "$1 $2" in "info --format") echo "active|true" ;; *) exit 1 ;; esac')
+    box.fake("docker", 'case "$1 $2" in "info --format") echo "active|true" ;; "node ls") ;; *) exit 1 ;; esac')
     out = box.run(facts.command(settings, ["docker", "manager", "tasks"]))
     f = facts.parse(out.stdout)
     assert out.rc == 0 and "service=\n" in out.stdout
+    assert (f.service, f.tasks, f.nodes, f.secrets, f.manager_error) == (None, [], [], [], "")
+
+
+LEADERLESS_ERROR = ("Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader. "
+                    "It's possible that too few managers are online. Make sure more than half of the managers are "
+                    "online.")  # as node2's docker said here with 2 of its 3 managers stopped
+
+
+@pytest.mark.parametrize("said, error, leaderless", [
+    (LEADERLESS_ERROR, LEADERLESS_ERROR, True),
+    # the first call after the leader was lost waits on it (~20 s here), then:
+    ("Error response from daemon: rpc error: code = DeadlineExceeded desc = context deadline exceeded",
+     "Error response from daemon: rpc error: code = DeadlineExceeded desc = context deadline exceeded", True),
+    ("Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify "
+     "cluster state. Please run this command on a manager node or promote the current node to a manager.",
+     "Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify "
+     "cluster state. Please run this command on a manager node or promote the current node to a manager.", False),
+    ("", "docker node ls failed", False),  # no word from docker: still not "no nodes"
+])
+def test_fact_manager_where_the_swarm_does_not_answer_says_so_and_reads_nothing_else(box, settings, said, error,
+                                                                                      leaderless):
+    box.fake("docker", f"""echo "$*" >>"$LOG"
+case "$1 $2" in
+  "info --format") echo "active|true" ;;
+  "node ls") printf '%s\\n' "{said}" | sed 's/\\. /.\\n/' >&2; exit 1 ;;
+  *) echo "ok=1" ;;
+esac""")
+    out = box.run(facts.command(settings, ["docker", "manager", "tasks"]))
+    f = facts.parse(out.stdout)
+    assert out.rc == 0 and f.manager_error == error  # on one line, though docker's may span two
+    assert facts.leaderless(f) is leaderless
     assert (f.service, f.tasks, f.nodes, f.secrets) == (None, [], [], [])
+    assert [c.split(" --")[0] for c in box.calls()] == ["info", "node ls"]  # no secret ls, service inspect, ps
 
 
 # --- login.sh ---------------------------------------------------------------------------------------------------
