@@ -117,7 +117,7 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
             found[session.host.name] = f
             if not f.docker_up:
                 return FAILED, "docker does not answer"
-            if f.manager_error:
+            if f.manager_error and f.control:  # (not a manager, or not in a swarm: the line below says so)
                 return FAILED, manager_problem(f)
             sha = f.trust.split(":", 1)[0]
             trust = ("trusts no cert for the registry" if not sha else "trusts the current cert" if sha == anchor_sha
@@ -240,7 +240,8 @@ def registry_status(settings: Settings, mgr_status, password: str | None) -> dic
                  "running": None, "running_on": [], "task": None, "last_error": None,
                  "image": r.image, "version": None, "storage": "filesystem",
                  "certificate": None, "users": None, "repositories": None}
-    if mgr_status is not None and not mgr_status.manager_error:  # else not known: the swarm did not answer
+    # not known when the swarm did not answer its manager (a manager outside any swarm runs no service)
+    if mgr_status is not None and not (mgr_status.manager_error and mgr_status.control):
         running = [t for t in mgr_status.tasks if t.running]
         reg["running"] = bool(running)
         reg["running_on"] = [mgr_status.hostname(t.node_id) for t in running]
