@@ -13,5 +13,5 @@ def credential_helper(settings: Settings, hosts: list[str], out, *, mode: str = 
     binary = helper_binary(settings)  # verified before anything remote runs
     job = Job("facts", lambda host: ("store",), lambda host, f: (OK, "read"),
               lambda found, usable: [credential_store.plan(settings, settings.hosts[h], found[h], binary)
-                                     for h in usable])
+                                     for h in usable], per_host=True)
     return run_plan(settings, hosts, job, out, mode=mode, sudo_password=sudo_password)

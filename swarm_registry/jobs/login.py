@@ -16,5 +16,5 @@ def login(settings: Settings, hosts: list[str], out, *, password: str | None, lo
             return [login_step.plan_logout(r.endpoint, r.login_user, h, found[h]) for h in usable]
         return [login_step.plan(r.endpoint, r.login_user, password, h, found[h]) for h in usable]
 
-    job = Job("facts", lambda host: ("store", "login"), lambda host, f: (OK, "read"), plan)
+    job = Job("facts", lambda host: ("store", "login"), lambda host, f: (OK, "read"), plan, per_host=True)
     return run_plan(settings, hosts, job, out, mode=mode, sudo_password=sudo_password)

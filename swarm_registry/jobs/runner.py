@@ -3,7 +3,9 @@
 Every remote job goes through `run_plan`: the same plan is printed by --check ("would ..."),
 printed command by command by --dry (secrets redacted), or executed; a converged host costs
 its one facts command. A step runs on its hosts in parallel; a host whose step fails is
-skipped by later steps and the others go on; the recap names it.
+skipped by later steps and the others go on; the recap names it. A job whose plan for a host needs
+only that host's facts (Job.per_host) does not wait for every host's facts: each host goes on to its
+steps as soon as its own are read.
 """
 from __future__ import annotations
 
@@ -34,6 +36,9 @@ class Job:
     # (facts, usable hosts) -> the plan, or (host, problem) pairs that stop the job before any change
     cluster_steps: tuple[str, ...] = ()         # once a host fails in one of these, the rest of them stop
     fact_stdin: Callable[[str], "bytes | None"] | None = None  # host -> secret stdin of its facts command
+    # a host's plan depends on its own facts only (trust-cert, login): in a run or --check, each host goes on to
+    # its steps as soon as its facts are read, not after every host's (what --dry prints is the same plan)
+    per_host: bool = False
 
 
 # how long a manager's facts are read again while the swarm has no leader (facts.leaderless): an election
@@ -118,24 +123,33 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
                 return FAILED, manager_problem(f)
             return status, message
 
-        ex.step(job.name, read)
-        usable = [h for h in hosts if not ex.run.has_failed(h)]
-        plan = job.plan(found, usable)
-        if plan and isinstance(plan[0], tuple):
-            for host, problem in plan:
-                ex.record(host, f"{job.name} (cluster)", FAILED, problem)
-            out("stopped before any change: fix the problems above")
-        elif mode == DRY:
-            for host in usable:
-                out(f"{host:<14} {'route':<22} # ssh {ex.sessions[host].route()}")
-            ex.run.planned = []
-            print_commands(plan, settings, out, sudo_password is not None, ex.run.planned)
+        if job.per_host and mode != DRY:
+            ex.step(job.name, read, then=lambda host: _go_on(job.plan({host: found[host]}, [host]), ex, mode))
         else:
-            execute(plan, ex, mode, job.cluster_steps)
+            ex.step(job.name, read)
+            _plan_and_execute(job, found, [h for h in hosts if not ex.run.has_failed(h)], ex, mode, out,
+                              settings, sudo_password)
         if after is not None:
             after(ex)
     out(ex.run.recap())
     return ex.run.exit_code()
+
+
+def _plan_and_execute(job: Job, found: dict[str, Facts], usable: list[str], ex, mode: str, out: Out,
+                      settings: Settings, sudo_password: str | None) -> None:
+    """Every host's facts read: the plan (or the problems that stop the job), printed (--dry) or executed."""
+    plan = job.plan(found, usable)
+    if plan and isinstance(plan[0], tuple):
+        for host, problem in plan:
+            ex.record(host, f"{job.name} (cluster)", FAILED, problem)
+        out("stopped before any change: fix the problems above")
+    elif mode == DRY:
+        for host in usable:
+            out(f"{host:<14} {'route':<22} # ssh {ex.sessions[host].route()}")
+        ex.run.planned = []
+        print_commands(plan, settings, out, sudo_password is not None, ex.run.planned)
+    else:
+        execute(plan, ex, mode, job.cluster_steps)
 
 
 def print_commands(plan: list[StepPlan], settings: Settings, out: Out, sudo_password: bool = False,
@@ -189,6 +203,17 @@ def execute(plan: list[StepPlan], ex, mode: str, cluster_steps: tuple[str, ...])
                     list(plans), include_failed=always)
         if step in cluster_steps and any(ex.run.has_failed(h) for h in plans):
             cluster_failed = True
+
+
+def _go_on(plan: list[StepPlan], ex, mode: str) -> None:
+    """One host's steps, in order, in its worker (Job.per_host): the first that fails ends them."""
+    for p in plan:
+        if ex.cancelled.is_set():
+            return
+        if mode == CHECK:
+            ex.record(p.host, p.step, p.status, p.message if p.status != CHANGED else f"would {p.message}")
+        elif ex.on_host(p.host, p.step, lambda session, p=p: _run_one(p, session, ex)).status == FAILED:
+            return
 
 
 def _run_one(p: StepPlan, session, ex) -> tuple[str, str]:

@@ -15,5 +15,6 @@ def trust_cert(settings: Settings, hosts: list[str], out, *, mode: str = RUN, su
     endpoint = settings.registry.endpoint
     previous = rotation.previous_anchor(settings)  # during rotate-ca: the previous CA stays trusted
     job = Job("facts", lambda host: ("trust",), lambda host, f: (OK, "read"),
-              lambda found, usable: [trust.plan(endpoint, anchor, h, found[h], previous=previous) for h in usable])
+              lambda found, usable: [trust.plan(endpoint, anchor, h, found[h], previous=previous) for h in usable],
+              per_host=True)
     return run_plan(settings, hosts, job, out, mode=mode, sudo_password=sudo_password)

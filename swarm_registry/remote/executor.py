@@ -64,24 +64,33 @@ class Executor:
             self.say(result.line(self.check, self._colour))
         return result
 
-    def step(self, name: str, fn: Step, hosts: list[str] | None = None, *,
-             include_failed: bool = False) -> dict[str, StepResult]:
+    def on_host(self, host: str, name: str, fn: Step) -> StepResult:
+        """Run `fn` on `host` in this thread and record it as step `name` (its time, its commands; an
+        error, or an unreachable host, is a failed step)."""
+        session = self.sessions[host]
+        session.journal, t0 = [], time.monotonic()
+        try:
+            status, message = fn(session)
+        except HostError as exc:
+            status, message = FAILED, str(exc)
+        except Exception as exc:  # a bug or an unexpected answer must not stop the other hosts
+            status, message = FAILED, f"{type(exc).__name__}: {exc}"
+        journal, session.journal = session.journal, None
+        return self.record(host, name, status, message, time.monotonic() - t0, journal)
+
+    def step(self, name: str, fn: Step, hosts: list[str] | None = None, *, include_failed: bool = False,
+             then: Callable[[str], None] | None = None) -> dict[str, StepResult]:
         """Run `fn` on each host (default: all) not yet failed (also failed ones with include_failed: a
-        restore step), in parallel; return host -> result."""
+        restore step), in parallel; return host -> result. `then(host)`: what a host does next, in the
+        same worker, as soon as its step did not fail (the hosts do not wait for each other)."""
         targets = [h for h in (hosts if hosts is not None else self.run.hosts)
                    if include_failed or not self.run.has_failed(h)]
 
         def one(host: str) -> StepResult:
-            session = self.sessions[host]
-            session.journal, t0 = [], time.monotonic()
-            try:
-                status, message = fn(session)
-            except HostError as exc:
-                status, message = FAILED, str(exc)
-            except Exception as exc:  # a bug or an unexpected answer must not stop the other hosts
-                status, message = FAILED, f"{type(exc).__name__}: {exc}"
-            journal, session.journal = session.journal, None
-            return self.record(host, name, status, message, time.monotonic() - t0, journal)
+            result = self.on_host(host, name, fn)
+            if then is not None and result.status != FAILED and not self.cancelled.is_set():
+                then(host)
+            return result
 
         futures = [self._pool.submit(one, h) for h in targets]
         try:

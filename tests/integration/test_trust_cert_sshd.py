@@ -139,3 +139,25 @@ def test_sudo_setting_runs_through_sudo_non_interactively(hosts):
     assert all(installed(h).exists() for h in hosts.hosts)
     assert "Accepted publickey" in hosts.hosts[0].log.read_text()
     assert dry.returncode == 0 and dry.stdout.count("$ sudo -n -- <files/scripts/trust-cert.sh>") == 4, dry.stdout
+
+
+def test_each_host_goes_on_to_its_trust_step_without_waiting_for_the_others(tmp_path):
+    """trust-cert's plan for a host needs that host's facts only (Job.per_host): a host whose commands are slow
+    (its ~/.bashrc sleeps 2 s, as a loaded node would answer) holds nobody up. h1's trust step is done, in a
+    run and in --check, before h2's facts are even read; both hosts end changed."""
+    from devtools.sshd_hosts import SshdHosts
+
+    require("/usr/sbin/sshd")
+    with SshdHosts(2, tmp_path / "hosts", home_skel="/etc/skel") as hosts:
+        bashrc = hosts.hosts[1].home / ".bashrc"
+        bashrc.write_text("sleep 2\n" + bashrc.read_text())  # before stock Debian's "not interactive: return"
+        cfg = hosts.settings_file()
+        for args, done in ((("--check",), "would change"), ((), "changed")):
+            r = run("inv", "trust-cert", *args, config=cfg)
+            assert r.returncode == 0, r.stdout + r.stderr
+            lines = [line.split()[:3] for line in r.stdout.split("RECAP")[0].splitlines()]
+            h1_trusted = lines.index(["h1", "trust-cert", done.split()[0]])
+            h2_read = lines.index(["h2", "facts", "ok"])
+            assert h1_trusted < h2_read, r.stdout
+            assert statuses(r.stdout, "trust-cert") == {"h1": done, "h2": done}, r.stdout
+        assert all(installed(h).exists() for h in hosts.hosts)
