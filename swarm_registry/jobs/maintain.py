@@ -99,7 +99,9 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
         cert_problem = exc.problems[0]
     if cert_problem:
         out(f"warning: {cert_problem}")
-    mgr = settings.manager.name
+    # the swarm as the first manager, in inventory order, that answers sees it (as setup picks one): every
+    # listed manager reads it, so a manager that is down leaves the registry known
+    managers = [h for h, host in settings.hosts.items() if host.is_manager]
     hosts = list(settings.hosts)
     found: dict[str, facts_mod.Facts] = {}
     endpoint = settings.registry.endpoint
@@ -107,7 +109,7 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
     with Executor(settings, hosts, out=out, sudo_password=sudo_password, progress=not table) as ex:
         def look(session):
             name = session.host.name
-            names = ("docker", "trust", "login") + (facts_mod.MANAGER_FACTS if name == mgr else ()) + (
+            names = ("docker", "trust", "login") + (facts_mod.MANAGER_FACTS if name in managers else ()) + (
                 ("registry_version",) if name == settings.registry.node else ())
             stdin = None
             if keys_stdin and bucket_step.fact_names(settings, name):
@@ -126,6 +128,8 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
             return OK, f"{_role(f)}; {trust}; {login} ({endpoint})"
 
         ex.step("status", look)
+        mgr = next((h for h in managers if found.get(h) and found[h].control and not found[h].manager_error),
+                   managers[0])
         # the registry's API while the connections are open (ssh.forward_registry goes over them)
         registry = registry_status(settings, found.get(mgr), password)
         running_version(registry, found.get(settings.registry.node), found.get(mgr))

@@ -127,6 +127,7 @@ def test_setup_smoke_login_rerun_and_no_secret_anywhere(shape):
             subprocess.run(["docker", "stop", shape.container(1)], check=True, capture_output=True)
             try:
                 first = shape.inv("setup")
+                down_status = shape.inv("status")  # the swarm as node2 sees it: node1 does not answer
             finally:
                 subprocess.run(["docker", "start", shape.container(1)], check=True, capture_output=True)
                 lab_mod.up(out=lambda line: None, name=shape.name, **shape.options)  # sshd and dockerd back
@@ -135,6 +136,8 @@ def test_setup_smoke_login_rerun_and_no_secret_anywhere(shape):
             # again: assert_a_swarm_without_quorum_stops_setup_before_any_change shows it for certain)
             assert statuses(first.stdout, "deploy") == {"node2": "changed"}, first.stdout
             assert set(statuses(first.stdout, "directories")) == {"node4"}  # registry steps on the worker
+            assert down_status.returncode == 1 and "FAILED node1: status: unreachable" in down_status.stdout
+            assert "service: running on the labelled node" in down_status.stdout, down_status.stdout
             outputs.append(first)
         dry = shape.inv("--dry", "setup")
         setup = shape.inv("setup")
