@@ -14,7 +14,7 @@ from ..settings import Settings, SettingsError
 from ..state import StateDir
 from ..steps import bucket as bucket_step, migrate, teardown as op
 from .runner import manager_problem, mode_of, read_facts
-from .setup import setup
+from .setup import first_manager, setup
 
 Out = Callable[[str], None]
 
@@ -128,8 +128,7 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
             return OK, f"{_role(f)}; {trust}; {login} ({endpoint})"
 
         ex.step("status", look)
-        mgr = next((h for h in managers if found.get(h) and found[h].control and not found[h].manager_error),
-                   managers[0])
+        mgr = first_manager(settings, found, [h for h in hosts if not ex.run.has_failed(h)]) or managers[0]
         # the registry's API while the connections are open (ssh.forward_registry goes over them)
         registry = registry_status(settings, found.get(mgr), password)
         running_version(registry, found.get(settings.registry.node), found.get(mgr))
