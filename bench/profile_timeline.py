@@ -26,6 +26,15 @@ marks = {"interpreter up": time.time()}
 sys.path.insert(0, os.getcwd())
 import invoke.main
 marks["import invoke (+ unittest.mock, asyncio via invoke.context)"] = time.time()
+import dataclasses
+made = [0, 0.0]  # our dataclasses: how many, seconds (Python 3.11 compiles each one's methods at import)
+process_class = dataclasses._process_class
+def timed_class(cls, *args, **kwargs):
+    a = time.time(); r = process_class(cls, *args, **kwargs)
+    if cls.__module__.startswith("swarm_registry"):
+        made[0] += 1; made[1] += time.time() - a
+    return r
+dataclasses._process_class = timed_class
 import swarm_registry.cli, swarm_registry.settings
 marks["import swarm_registry.cli + settings (+ yaml)"] = time.time()
 import swarm_registry.jobs.trust, swarm_registry.jobs.runner
@@ -63,7 +72,7 @@ except SystemExit:
     pass
 marks["task returned"] = time.time()
 cpu = os.times()
-print(json.dumps({"t0": T0, "marks": marks, "hosts": hosts, "cpu": cpu.user + cpu.system}))
+print(json.dumps({"t0": T0, "marks": marks, "hosts": hosts, "cpu": cpu.user + cpu.system, "made": made}))
 """
 
 
@@ -100,6 +109,9 @@ def main() -> int:
                 phases.setdefault("  last connect done - first connect started", []).append(max(b for _, b in conns) - first)
             phases.setdefault(name, []).append(t - prev)
             prev = t
+            if name.startswith("import swarm_registry.jobs.trust"):
+                made = f"  in the two imports above: creating our {d['made'][0]} dataclasses (methods compiled at import)"
+                phases.setdefault(made, []).append(d["made"][1])
         phases.setdefault("interpreter exit (after task)", []).append(d["exit"] - prev)
         phases.setdefault("TOTAL wall", []).append(d["exit"] - t0)
         phases.setdefault("CPU of the python process (user+sys)", []).append(d["cpu"])

@@ -935,6 +935,17 @@ def marginal(stats, sizes, v, case) -> list[tuple[int, int, float]]:
     return out
 
 
+def marginal_range(stats, sizes, v, case) -> list[tuple[float, float]]:
+    """The span the runs allow for each step of `marginal`: (fastest run at the larger N - slowest at the
+    smaller) to (slowest - fastest), per added host. The 8->16 step divides by 8 hosts where 16->64 divides by
+    48: its span is the widest."""
+    out = []
+    for a, b in zip(sizes, sizes[1:]):
+        lo, hi = stats[(a, case)][v], stats[(b, case)][v]
+        out.append(((hi["min"] - lo["max"]) / (b - a), (hi["max"] - lo["min"]) / (b - a)))
+    return out
+
+
 FLAT_TOLERANCE = 1.15
 
 
@@ -1045,6 +1056,18 @@ def analysis(stats, sizes, variants, prof, misses) -> tuple[list[str], list[str]
                    "per-host cost is set by CPU per handshake and by the load at that moment; the curve25519 floor's "
                    "own re-run cost per added host moves the same way (" + ", ".join(
                        f"{a}->{b}: {x * 1000:.0f}" for a, b, x in ref) + " ms/host).")
+        for v in (v for v in PROJECT if v in variants):
+            for case in CASES:
+                m, span = marginal(stats, sizes, v, case), marginal_range(stats, sizes, v, case)
+                for i in range(1, len(m)):
+                    if m[i][2] > m[i - 1][2] * FLAT_TOLERANCE:
+                        inside = span[i][0] <= span[i - 1][1] * FLAT_TOLERANCE
+                        why.append(f"  - {LABELS[v]}, {case}, {m[i][0]}->{m[i][1]}: {m[i][2] * 1000:.0f} ms/host "
+                                   f"after {m[i - 1][2] * 1000:.0f}; the runs allow {span[i][0] * 1000:.0f} to "
+                                   f"{span[i][1] * 1000:.0f} after {span[i - 1][0] * 1000:.0f} to "
+                                   f"{span[i - 1][1] * 1000:.0f}: " + (
+                                       "the spans overlap (within the tolerance), so the rise is not told apart "
+                                       "from the runs' spread" if inside else "a rise beyond the runs' spread"))
     return md, why
 
 
@@ -1250,7 +1273,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="N=8 (2 rounds) and 16 (1 round), no warm-up, no lab (under 3 minutes)")
     ap.add_argument("--recipe", action="store_true", help="also the lab part (named lab 'bench')")
     ap.add_argument("--sizes", help="host counts (default 8,16,64,128; quick 8,16)")
-    ap.add_argument("--rounds", type=int, help="counted rounds per (N, case) for N <= 16 (default 5; quick 2)")
+    ap.add_argument("--rounds", type=int, help="counted rounds per (N, case) for N <= 16 (default 9; quick 2)")
     ap.add_argument("--big-rounds", type=int, default=3, help="counted rounds for N > 16 (default 3)")
     ap.add_argument("--warmup", type=int, default=1, help="warm-up rounds per (N, case) (default 1)")
     ap.add_argument("--profile-runs", type=int, help="timeline runs (default 5; quick 2)")
@@ -1272,7 +1295,9 @@ def main() -> int:
         res_json, res_svg = res_md.with_suffix(".json"), res_md.with_suffix(".svg")
     res_md.parent.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in (args.sizes or ("8,16" if args.quick else "8,16,64,128")).split(",")]
-    args.rounds = args.rounds or (2 if args.quick else 5)
+    # 9 at N <= 16: a run there lasts under a second for every tool but Ansible, and the 8->16 step of the time
+    # per added host divides a difference of two medians by 8 hosts (5 rounds left it spanning +-4 ms/host)
+    args.rounds = args.rounds or (2 if args.quick else 9)
     args.profile_runs = args.profile_runs or (1 if args.quick else 5)
     if args.quick:  # under 3 minutes: no warm-up, 2 rounds, 1 timeline run
         args.big_rounds = min(args.big_rounds, 2)
@@ -1343,7 +1368,8 @@ def main() -> int:
     for v in variants:
         for case in CASES:
             margin_rows.append(f"| {LABELS[v]} | {case} | " + " | ".join(
-                f"{x * 1000:.0f}" for _, _, x in marginal(stats, sizes, v, case)) + " |")
+                f"{x * 1000:.0f} ({lo * 1000:.0f} to {hi * 1000:.0f})" for (_, _, x), (lo, hi)
+                in zip(marginal(stats, sizes, v, case), marginal_range(stats, sizes, v, case))) + " |")
 
     cmd_line = " ".join(["make bench"] + ([f"BENCH_ARGS='{' '.join(sys.argv[1:])}'"] if sys.argv[1:] else []))
     md = [
@@ -1420,7 +1446,9 @@ def main() -> int:
         "",
         *tbl,
         "",
-        "Time per added host, ms (difference of medians between consecutive N, divided by the added hosts):",
+        "Time per added host, ms (difference of medians between consecutive N, divided by the added hosts; in "
+        "brackets, the span the runs allow: fastest run at the larger N minus slowest at the smaller, to slowest "
+        "minus fastest):",
         "",
         *margin_rows,
         "",
