@@ -161,11 +161,17 @@ class Settings:
     source: str = field(default="<defaults>", compare=False)
 
     @property
+    def managers(self) -> list[str]:
+        """The managers' inventory names, in inventory order (the first one that answers runs swarm-wide
+        commands)."""
+        return [n for n, h in self.hosts.items() if h.is_manager]
+
+    @property
     def groups(self) -> dict[str, list[str]]:
         """Inventory groups derived from roles; `registry` is the host named by registry.node."""
         return {
             "nodes": list(self.hosts),
-            "managers": [n for n, h in self.hosts.items() if h.is_manager],
+            "managers": self.managers,
             "workers": [n for n, h in self.hosts.items() if "worker" in h.roles],
             "registry": list(self.registry.nodes),
         }

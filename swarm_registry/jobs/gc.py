@@ -21,7 +21,7 @@ BASE_FACTS = ("docker",)
 
 def maintenance_hosts(settings: Settings) -> list[str]:
     """The managers (the first usable one deploys) and the registry node."""
-    managers = [h for h, host in settings.hosts.items() if host.is_manager]
+    managers = settings.managers
     return list(dict.fromkeys([*managers, settings.registry.node]))
 
 
@@ -35,7 +35,7 @@ def maintenance_job(settings: Settings, name: str, password: str | None, mode: s
     if w is None and needs_wanted:
         w = wanted(settings, write_certs=False, password=password)
     reg = settings.registry.node
-    managers = [h for h, host in settings.hosts.items() if host.is_manager]
+    managers = settings.managers
 
     def fact_names(host: str) -> tuple[str, ...]:
         return (facts_mod.names_for(host, manager=host if host in managers else None, registry=reg, base=base)

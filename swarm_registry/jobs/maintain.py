@@ -101,7 +101,7 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
         out(f"warning: {cert_problem}")
     # the swarm as the first manager, in inventory order, that answers sees it (as setup picks one): every
     # listed manager reads it, so a manager that is down leaves the registry known
-    managers = [h for h, host in settings.hosts.items() if host.is_manager]
+    managers = settings.managers
     hosts = list(settings.hosts)
     found: dict[str, facts_mod.Facts] = {}
     endpoint = settings.registry.endpoint
@@ -114,8 +114,8 @@ def status(settings: Settings, out: Out, *, password: str | None = None, sudo_pa
             stdin = None
             if keys_stdin and bucket_step.fact_names(settings, name):
                 names, stdin = names + bucket_step.fact_names(settings, name), keys_stdin
-            waiting = lambda line: ex.say(f"{name:<14} {'status':<22} waiting      {line}")  # noqa: E731
-            f = facts_mod.parse(read_facts(session, settings, names, stdin, hold=False, note=waiting).stdout)
+            f = facts_mod.parse(read_facts(session, settings, names, stdin, hold=False,
+                                           note=ex.waiting(name, "status")).stdout)
             found[session.host.name] = f
             if not f.docker_up:
                 return FAILED, "docker does not answer"

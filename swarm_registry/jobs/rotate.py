@@ -67,7 +67,7 @@ def rotate_ca(settings: Settings, out: Out, *, mode: str = RUN, password: str | 
 
 
 def rotate_job(settings: Settings, w, old: bytes, new: bytes) -> Job:
-    managers = [h for h, host in settings.hosts.items() if host.is_manager]
+    managers = settings.managers
     endpoint = settings.registry.endpoint
 
     def fact_names(host: str) -> tuple[str, ...]:

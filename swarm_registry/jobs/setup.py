@@ -40,7 +40,7 @@ def node_job(settings: Settings, *, password: str | None, mode: str) -> Job:
 
 def setup_job(settings: Settings, *, password: str | None, mode: str, move: str = "") -> Job:
     w = wanted(settings, write_certs=mode == RUN, password=password, move=move)
-    managers = [h for h, host in settings.hosts.items() if host.is_manager]
+    managers = settings.managers
 
     def fact_names(host: str) -> tuple[str, ...]:
         return facts_mod.names_for(host, manager=host if host in managers else None,

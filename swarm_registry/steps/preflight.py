@@ -45,7 +45,7 @@ def cluster_problems(w, facts: dict[str, Facts], manager: str | None, usable: li
     s = w.settings
     reg = s.registry.node
     if manager is None:
-        managers = [h for h, host in s.hosts.items() if host.is_manager]
+        managers = s.managers
         return [(managers[0], f"no manager usable (tried {', '.join(managers)}): swarm-wide work needs one")]
     problems = []
     down = [n for n in s.registry.nodes if n not in usable]
