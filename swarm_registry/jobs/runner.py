@@ -114,7 +114,7 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
             stdin = job.fact_stdin(name) if job.fact_stdin else None
             # a run holds the facts command's shell: a host's first command of the plan goes through it
             res = read_facts(session, settings, job.fact_names(name), stdin, hold=mode == RUN,
-                             note=lambda line: ex.say(f"{name:<14} {job.name:<22} waiting      {line}"))
+                             note=ex.waiting(name, job.name))
             if not res.ok:
                 return FAILED, f"facts could not be read: {res.error()}"
             found[name] = f = facts_mod.parse(res.stdout)

@@ -57,6 +57,10 @@ class Executor:
         with self._print_lock:
             self._out(line)
 
+    def waiting(self, host: str, step: str) -> Callable[[str], None]:
+        """Where `host`'s `step` says what it waits for: `waiting` lines, in the result lines' columns."""
+        return lambda line: self.say(StepResult(host, step, "waiting", line).line())
+
     def record(self, host: str, step: str, status: str, message: str = "", seconds: float | None = None,
                commands: tuple = ()) -> StepResult:
         result = self.run.add(StepResult(host, step, status, message, seconds, tuple(commands)))
