@@ -883,7 +883,8 @@ def summarize(data: dict, n: int, case: str, variants: list[str]) -> dict:
         runs = data[(n, case, v)]
         walls = [r["wall"] for r in runs]
         rss = [r["rss"] for r in runs]
-        s = {"median": statistics.median(walls), "min": min(walls), "max": max(walls),
+        q1, _, q3 = statistics.quantiles(walls, n=4, method="inclusive") if len(walls) > 1 else walls * 3
+        s = {"median": statistics.median(walls), "min": min(walls), "max": max(walls), "q1": q1, "q3": q3,
              "rss_med": statistics.median(rss) / 1024, "rss_max": max(rss) / 1024, "runs": len(runs),
              "conns": statistics.median(r["conns"] for r in runs), "cmds": statistics.median(r["cmds"] for r in runs),
              "cmds_max": max(r["cmds_max"] for r in runs)}
@@ -936,13 +937,14 @@ def marginal(stats, sizes, v, case) -> list[tuple[int, int, float]]:
 
 
 def marginal_range(stats, sizes, v, case) -> list[tuple[float, float]]:
-    """The span the runs allow for each step of `marginal`: (fastest run at the larger N - slowest at the
-    smaller) to (slowest - fastest), per added host. The 8->16 step divides by 8 hosts where 16->64 divides by
-    48: its span is the widest."""
+    """The spread of each step of `marginal`, from the middle half of the runs: (first quartile at the larger N
+    - third quartile at the smaller) to (third - first), per added host. Quartiles, not min and max: the
+    extremes of 9 runs span more than those of 5, so a span from them would widen with every added round. The
+    8->16 step divides by 8 hosts where 16->64 divides by 48: its span is the widest."""
     out = []
     for a, b in zip(sizes, sizes[1:]):
         lo, hi = stats[(a, case)][v], stats[(b, case)][v]
-        out.append(((hi["min"] - lo["max"]) / (b - a), (hi["max"] - lo["min"]) / (b - a)))
+        out.append(((hi["q1"] - lo["q3"]) / (b - a), (hi["q3"] - lo["q1"]) / (b - a)))
     return out
 
 
@@ -1063,11 +1065,11 @@ def analysis(stats, sizes, variants, prof, misses) -> tuple[list[str], list[str]
                     if m[i][2] > m[i - 1][2] * FLAT_TOLERANCE:
                         inside = span[i][0] <= span[i - 1][1] * FLAT_TOLERANCE
                         why.append(f"  - {LABELS[v]}, {case}, {m[i][0]}->{m[i][1]}: {m[i][2] * 1000:.0f} ms/host "
-                                   f"after {m[i - 1][2] * 1000:.0f}; the runs allow {span[i][0] * 1000:.0f} to "
-                                   f"{span[i][1] * 1000:.0f} after {span[i - 1][0] * 1000:.0f} to "
-                                   f"{span[i - 1][1] * 1000:.0f}: " + (
-                                       "the spans overlap (within the tolerance), so the rise is not told apart "
-                                       "from the runs' spread" if inside else "a rise beyond the runs' spread"))
+                                   f"after {m[i - 1][2] * 1000:.0f}; the middle halves of the runs give "
+                                   f"{span[i][0] * 1000:.0f} to {span[i][1] * 1000:.0f} after "
+                                   f"{span[i - 1][0] * 1000:.0f} to {span[i - 1][1] * 1000:.0f}: " + (
+                                       "the spreads overlap (with the tolerance), so this run does not tell the "
+                                       "rise apart from its spread" if inside else "a rise beyond that spread"))
     return md, why
 
 
@@ -1447,8 +1449,9 @@ def main() -> int:
         *tbl,
         "",
         "Time per added host, ms (difference of medians between consecutive N, divided by the added hosts; in "
-        "brackets, the span the runs allow: fastest run at the larger N minus slowest at the smaller, to slowest "
-        "minus fastest):",
+        "brackets, the spread of the middle half of the runs: first quartile at the larger N minus third quartile "
+        "at the smaller, to third minus first; with 3 runs a quartile is halfway between the median and the "
+        "extreme):",
         "",
         *margin_rows,
         "",
