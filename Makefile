@@ -39,11 +39,11 @@ deps:
 dockerd:
 	bash files/host/start-dockerd.sh
 
-venv: $(VENV)/.stamp
-$(VENV)/.stamp: requirements.txt
-	python3 -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
-	touch $@
+## venv: .venv from Debian's python3 (the one python3-venv is for; what a fresh Debian's python3 is), made
+## again when requirements.txt or the interpreter changes; PYTHON=... chooses another
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
+venv:
+	@bash files/host/make-venv.sh $(PYTHON) $(VENV) requirements.txt
 
 lab-up: deps dockerd venv
 	$(BIN)/inv lab.up

@@ -127,13 +127,14 @@ def ensure_gnu_time() -> None:
 
 
 def ensure_venv(log) -> str | None:
-    """The bench venv from bench/requirements.txt (re-installed when that file changes).
+    """The bench venv from bench/requirements.txt, on the project venv's interpreter (re-installed when that
+    file or the interpreter changes: Ansible and pyinfra run on the same python as this project).
     Returns None if usable, else why not."""
     stamp = VENV / ".requirements"
-    want = REQUIREMENTS.read_text()
+    want = REQUIREMENTS.read_text() + f"# python: {sys.base_prefix} {sys.version.split()[0]}\n"
     if not (stamp.exists() and stamp.read_text() == want and (VBIN / "ansible-playbook").exists()):
         say(f"installing bench/requirements.txt into {VENV} (ansible, pyinfra, matplotlib) ...")
-        r = subprocess.run([sys.executable, "-m", "venv", str(VENV)], stdout=log, stderr=log)
+        r = subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], stdout=log, stderr=log)
         if r.returncode == 0:
             r = subprocess.run([str(VBIN / "pip"), "install", "-q", "--disable-pip-version-check", "-r",
                                 str(REQUIREMENTS)], stdout=log, stderr=log, timeout=900)
@@ -854,9 +855,15 @@ def recipe(args, deadline: Deadline) -> dict:
 # --- reporting -------------------------------------------------------------------------------------
 
 
+def python_origin() -> str:
+    """The project venv's interpreter: version and the python it was made from (its pyvenv.cfg)."""
+    return sh([str(PROJECT_BIN / "python"), "-c",
+               "import sys; print(sys.version.split()[0], 'from', sys._base_executable)"])
+
+
 def versions() -> dict[str, str]:
     py = str(PROJECT_BIN / "python")
-    v = {"python (project venv)": sh([py, "-c", "import sys; print(sys.version.split()[0])"])}
+    v = {"python (project venv)": python_origin()}
     for dist in ("fabric", "invoke", "paramiko", "cryptography"):
         v[dist] = sh([py, "-c", f"import importlib.metadata as m; print(m.version('{dist}'))"])
     for dist in ("ansible", "ansible-core", "pyinfra", "matplotlib"):
@@ -1440,6 +1447,11 @@ def main() -> int:
         "swarm_registry/ first and runs every variant without PYTHONDONTWRITEBYTECODE"
         + (" (this session's environment sets it; left set, every run would compile the project's modules from "
            "source, ~20-30 ms)." if no_pyc else "."),
+        f"- **The control machine's Python** (every Python tool here: this project, minimal Fabric, Ansible, "
+        f"pyinfra): {python_origin()}, the interpreter `make venv` uses (`/usr/bin/python3`, Debian's build, "
+        "what `python3` is on a fresh Debian). Up to 9cf1e0e the venvs came from the first `python3` on this "
+        "machine's PATH, a pyenv 3.11.7 built from source without `--enable-optimizations` (no PGO/LTO): on it "
+        "`inv trust-cert` ran 6-7% slower at N=8 (paired, bench/HISTORY.md), Ansible no slower.",
         "- **Targets**: <= 1.5x the curve25519 floor at N <= 16 and <= 1.25x at N >= 64; >= 15x faster than "
         f"Ansible at every N; peak RSS <= 96 MiB at N=128; time per added host flat or falling (met when each "
         f"step's ms/host is at most {FLAT_TOLERANCE}x the previous step's, to allow for noise).",
