@@ -1,6 +1,7 @@
 """`make venv` (files/host/make-venv.sh): the venv is made by the interpreter asked for (the Makefile asks for
 Debian's /usr/bin/python3), left alone when it already is, and made again when that interpreter or the
 requirements change. Real `python -m venv` and pip, a requirements file with nothing to fetch."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ def test_made_by_the_interpreter_asked_for_and_made_again_only_when_it_or_the_re
 
 
 def test_the_makefile_asks_for_debians_python3():
-    r = subprocess.run(["make", "-s", "-n", "venv"], cwd=ROOT, capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON"}  # PYTHON in the environment would choose
+    r = subprocess.run(["make", "-s", "-n", "venv"], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     want = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else "python3"
     assert f"make-venv.sh {want} .venv requirements.txt" in r.stdout, r.stdout
