@@ -318,14 +318,23 @@ def timed(argv, env, log: Path, deadline: Deadline, cap: float = 600.0, stdin=No
     return wall, rss, rc
 
 
+def machine_busy() -> float:
+    """CPU seconds every core of this machine has spent busy since boot (/proc/stat: all but idle and iowait)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def run_variant(setup: Setup, variant: str, case: str, tag: str, deadline: Deadline) -> dict:
-    """One timed run. Raises BenchError if it failed or left bad files."""
+    """One timed run. Raises BenchError if it failed or left bad files. `cpu`: the whole machine's busy CPU
+    seconds during the run (the tool, every sshd and its children, and anything else running then)."""
     argv, env = setup.command(variant)
     logdir = WORK / "logs"
     logdir.mkdir(exist_ok=True)
     log = logdir / f"{tag}.log"
     offsets = setup.log_offsets()
+    busy0 = machine_busy()
     wall, rss, rc = timed(argv, env, log, deadline)
+    cpu = machine_busy() - busy0
     text = log.read_text(errors="replace")
     if variant == "ansible":
         setup.reset_control_dir()
@@ -342,7 +351,7 @@ def run_variant(setup: Setup, variant: str, case: str, tag: str, deadline: Deadl
             raise BenchError(f"{LABELS[variant]} ({tag}): expected every host '{want}', got {got}; log {log}")
     time.sleep(0.05)  # the last sshd children flush their log lines
     conns, cmds = setup.sessions_since(offsets)
-    return {"wall": wall, "rss": rss, "conns": statistics.median(conns), "cmds": statistics.median(cmds),
+    return {"wall": wall, "cpu": cpu, "rss": rss, "conns": statistics.median(conns), "cmds": statistics.median(cmds),
             "cmds_max": max(cmds), "recap_cmds": statistics.median(recap_commands(text, [h.name for h in setup.hs.hosts]).values())
             if variant in PROJECT else None}
 
@@ -894,7 +903,8 @@ def summarize(data: dict, n: int, case: str, variants: list[str]) -> dict:
         s = {"median": statistics.median(walls), "min": min(walls), "max": max(walls), "q1": q1, "q3": q3,
              "rss_med": statistics.median(rss) / 1024, "rss_max": max(rss) / 1024, "runs": len(runs),
              "conns": statistics.median(r["conns"] for r in runs), "cmds": statistics.median(r["cmds"] for r in runs),
-             "cmds_max": max(r["cmds_max"] for r in runs)}
+             "cmds_max": max(r["cmds_max"] for r in runs),
+             "cpu": statistics.median(r.get("cpu", 0.0) for r in runs)}
         if v in PROJECT:
             s["recap_cmds"] = statistics.median(r["recap_cmds"] for r in runs)
         for ref in ("floor", "floor25519", "minfab", "ansible", "pyinfra"):
@@ -935,11 +945,12 @@ def fanout_table(stats, sizes, variants) -> list[str]:
     return rows
 
 
-def marginal(stats, sizes, v, case) -> list[tuple[int, int, float]]:
-    """Seconds per added host between consecutive N (difference of medians / difference of N)."""
+def marginal(stats, sizes, v, case, key: str = "median") -> list[tuple[int, int, float]]:
+    """Seconds per added host between consecutive N (difference of medians / difference of N); key="cpu": the
+    machine's CPU seconds per added host instead of wall seconds."""
     out = []
     for a, b in zip(sizes, sizes[1:]):
-        out.append((a, b, (stats[(b, case)][v]["median"] - stats[(a, case)][v]["median"]) / (b - a)))
+        out.append((a, b, (stats[(b, case)][v][key] - stats[(a, case)][v][key]) / (b - a)))
     return out
 
 
@@ -1077,6 +1088,10 @@ def analysis(stats, sizes, variants, prof, misses) -> tuple[list[str], list[str]
                                    f"{span[i - 1][0] * 1000:.0f} to {span[i - 1][1] * 1000:.0f}: " + (
                                        "the spreads overlap (with the tolerance), so this run does not tell the "
                                        "rise apart from its spread" if inside else "a rise beyond that spread"))
+        cpu_steps = "; ".join(f"{LABELS[v]} {case} " + ", ".join(f"{x * 1000:.0f}" for _, _, x in marginal(
+            stats, sizes, v, case, "cpu")) for v in (*PROJECT, "floor25519") if v in variants for case in CASES)
+        why.append("  - What each added host costs in CPU (the whole machine, table above), ms per step: " + cpu_steps
+                   + ". The wall-clock step from the smallest N is lower wherever the cores had idle time at it.")
     return md, why
 
 
@@ -1380,6 +1395,13 @@ def main() -> int:
                 f"{x * 1000:.0f} ({lo * 1000:.0f} to {hi * 1000:.0f})" for (_, _, x), (lo, hi)
                 in zip(marginal(stats, sizes, v, case), marginal_range(stats, sizes, v, case))) + " |")
 
+    cpu_rows = ["| variant | case | " + " | ".join(f"{a}->{b}" for a, b in zip(sizes, sizes[1:])) + " |",
+                "|---|---|" + "---:|" * (len(sizes) - 1)]
+    for v in variants:
+        for case in CASES:
+            cpu_rows.append(f"| {LABELS[v]} | {case} | " + " | ".join(
+                f"{x * 1000:.0f}" for _, _, x in marginal(stats, sizes, v, case, "cpu")) + " |")
+
     cmd_line = " ".join(["make bench"] + ([f"BENCH_ARGS='{' '.join(sys.argv[1:])}'"] if sys.argv[1:] else []))
     md = [
         "# Benchmark: trust-cert fan-out, start-up profile, the whole recipe",
@@ -1466,6 +1488,13 @@ def main() -> int:
         "extreme):",
         "",
         *margin_rows,
+        "",
+        "CPU per added host, ms: the same steps in the whole machine's busy CPU time during a run (/proc/stat "
+        "before and after it: the tool, every sshd and what they start; difference of medians, divided by the "
+        "added hosts). Unlike wall time it does not fall where the 2 cores had idle time at the smaller N; it is "
+        "not a target, it shows what a host costs:",
+        "",
+        *cpu_rows,
         "",
         *failures_md(failures + LAB_FAILURES, data),
         *profile_md(prof, n_profile),
