@@ -864,15 +864,10 @@ def recipe(args, deadline: Deadline) -> dict:
 # --- reporting -------------------------------------------------------------------------------------
 
 
-def python_origin() -> str:
-    """The project venv's interpreter: version and the python it was made from (its pyvenv.cfg)."""
-    return sh([str(PROJECT_BIN / "python"), "-c",
-               "import sys; print(sys.version.split()[0], 'from', sys._base_executable)"])
-
-
 def versions() -> dict[str, str]:
     py = str(PROJECT_BIN / "python")
-    v = {"python (project venv)": python_origin()}
+    # the project venv's interpreter: its version and the python the venv was made from
+    v = {"python (project venv)": sh([py, "-c", "import sys; print(sys.version.split()[0], 'from', sys._base_executable)"])}
     for dist in ("fabric", "invoke", "paramiko", "cryptography"):
         v[dist] = sh([py, "-c", f"import importlib.metadata as m; print(m.version('{dist}'))"])
     for dist in ("ansible", "ansible-core", "pyinfra", "matplotlib"):
@@ -904,7 +899,7 @@ def summarize(data: dict, n: int, case: str, variants: list[str]) -> dict:
              "rss_med": statistics.median(rss) / 1024, "rss_max": max(rss) / 1024, "runs": len(runs),
              "conns": statistics.median(r["conns"] for r in runs), "cmds": statistics.median(r["cmds"] for r in runs),
              "cmds_max": max(r["cmds_max"] for r in runs),
-             "cpu": statistics.median(r.get("cpu", 0.0) for r in runs)}
+             "cpu": statistics.median(r["cpu"] for r in runs)}
         if v in PROJECT:
             s["recap_cmds"] = statistics.median(r["recap_cmds"] for r in runs)
         for ref in ("floor", "floor25519", "minfab", "ansible", "pyinfra"):
@@ -964,6 +959,17 @@ def marginal_range(stats, sizes, v, case) -> list[tuple[float, float]]:
         lo, hi = stats[(a, case)][v], stats[(b, case)][v]
         out.append(((hi["q1"] - lo["q3"]) / (b - a), (hi["q3"] - lo["q1"]) / (b - a)))
     return out
+
+
+def steps_table(sizes, variants, cells) -> list[str]:
+    """A markdown table with a row per variant and case and a column per step between consecutive N;
+    `cells(variant, case)` gives that row's cells, one per step."""
+    rows = ["| variant | case | " + " | ".join(f"{a}->{b}" for a, b in zip(sizes, sizes[1:])) + " |",
+            "|---|---|" + "---:|" * (len(sizes) - 1)]
+    for v in variants:
+        for case in CASES:
+            rows.append(f"| {LABELS[v]} | {case} | " + " | ".join(cells(v, case)) + " |")
+    return rows
 
 
 FLAT_TOLERANCE = 1.15
@@ -1387,20 +1393,11 @@ def main() -> int:
            "failures": failures + LAB_FAILURES}
     res_json.write_text(json.dumps(raw, indent=1, default=str) + "\n")
 
-    margin_rows = ["| variant | case | " + " | ".join(f"{a}->{b}" for a, b in zip(sizes, sizes[1:])) + " |",
-                   "|---|---|" + "---:|" * (len(sizes) - 1)]
-    for v in variants:
-        for case in CASES:
-            margin_rows.append(f"| {LABELS[v]} | {case} | " + " | ".join(
-                f"{x * 1000:.0f} ({lo * 1000:.0f} to {hi * 1000:.0f})" for (_, _, x), (lo, hi)
-                in zip(marginal(stats, sizes, v, case), marginal_range(stats, sizes, v, case))) + " |")
-
-    cpu_rows = ["| variant | case | " + " | ".join(f"{a}->{b}" for a, b in zip(sizes, sizes[1:])) + " |",
-                "|---|---|" + "---:|" * (len(sizes) - 1)]
-    for v in variants:
-        for case in CASES:
-            cpu_rows.append(f"| {LABELS[v]} | {case} | " + " | ".join(
-                f"{x * 1000:.0f}" for _, _, x in marginal(stats, sizes, v, case, "cpu")) + " |")
+    margin_rows = steps_table(sizes, variants, lambda v, case: (
+        f"{x * 1000:.0f} ({lo * 1000:.0f} to {hi * 1000:.0f})" for (_, _, x), (lo, hi)
+        in zip(marginal(stats, sizes, v, case), marginal_range(stats, sizes, v, case))))
+    cpu_rows = steps_table(sizes, variants, lambda v, case: (
+        f"{x * 1000:.0f}" for _, _, x in marginal(stats, sizes, v, case, "cpu")))
 
     cmd_line = " ".join(["make bench"] + ([f"BENCH_ARGS='{' '.join(sys.argv[1:])}'"] if sys.argv[1:] else []))
     md = [
@@ -1470,7 +1467,7 @@ def main() -> int:
         + (" (this session's environment sets it; left set, every run would compile the project's modules from "
            "source, ~20-30 ms)." if no_pyc else "."),
         f"- **The control machine's Python** (every Python tool here: this project, minimal Fabric, Ansible, "
-        f"pyinfra): {python_origin()}, the interpreter `make venv` uses (`/usr/bin/python3`, Debian's build, "
+        f"pyinfra): {ver['python (project venv)']}, the interpreter `make venv` uses (`/usr/bin/python3`, Debian's build, "
         "what `python3` is on a fresh Debian). Up to 9cf1e0e the venvs came from the first `python3` on this "
         "machine's PATH, a pyenv 3.11.7 built from source without `--enable-optimizations` (no PGO/LTO): on it "
         "`inv trust-cert` ran 6-7% slower at N=8 (paired, bench/HISTORY.md), Ansible no slower.",
