@@ -471,7 +471,7 @@ def _until_mark(chan: paramiko.Channel, mark: bytes, timeout: float, err: bytes 
     is collected to its end and its channel closed. `err`: stderr already read (after sudo's ready line)."""
     out, err = bytearray(), bytearray(err)
     head, tail = b"\n" + mark + b" ", mark + b"\n"
-    deadline = time.monotonic() + timeout
+    deadline, exited = time.monotonic() + timeout, []
     while True:
         got = _drain(chan, out, err)
         at, et = out.find(head), err.find(tail)
@@ -482,7 +482,7 @@ def _until_mark(chan: paramiko.Channel, mark: bytes, timeout: float, err: bytes 
             if rc != 0:
                 _collect(chan, timeout)
             return res, rc == 0
-        if not got and _ended(chan):
+        if not got and _ended(chan, exited):
             rest = _collect(chan, timeout)  # ended before its mark (killed, or sudo refused to run it)
             return Output(rest.rc, out.decode("utf-8", "replace") + rest.stdout,
                           err.decode("utf-8", "replace") + rest.stderr), False
@@ -502,8 +502,27 @@ def _drain(chan: paramiko.Channel, out: bytearray, err: bytearray) -> bool:
     return got
 
 
-def _ended(chan: paramiko.Channel) -> bool:
-    return chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready()
+# How long a command's output may still come after its exit status. sshd sends the exit status when the
+# child is reaped, which can be before it has read the last of the child's stdout and stderr pipes: the
+# output is only whole at EOF. A command that left a process holding its stdout open sends no EOF until
+# that process ends; it is taken as ended this long after its exit status (where ssh(1) would wait).
+_EOF_GRACE = 2.0
+
+
+def _ended(chan: paramiko.Channel, exited: list[float]) -> bool:
+    """True once the command is over: its exit status and EOF came (or the channel closed) and nothing is
+    left to read, or _EOF_GRACE passed since its exit status. `exited` keeps when that was first seen."""
+    if chan.recv_ready() or chan.recv_stderr_ready():
+        return False
+    if chan.closed:
+        return True
+    if not chan.exit_status_ready():
+        return False
+    if chan.eof_received:
+        return True
+    if not exited:
+        exited.append(time.monotonic())
+    return time.monotonic() - exited[0] > _EOF_GRACE
 
 
 def _wait(chan: paramiko.Channel, deadline: float) -> None:
@@ -511,15 +530,18 @@ def _wait(chan: paramiko.Channel, deadline: float) -> None:
     if time.monotonic() > deadline:
         chan.close()
         raise TimeoutError
-    select.select([chan], [], [], 0.5)
+    if chan.eof_received:  # its output is whole; the exit status is still to come (select would not wait)
+        chan.status_event.wait(0.5)
+    else:
+        select.select([chan], [], [], 0.5)
 
 
 def _collect(chan: paramiko.Channel, timeout: float) -> Output:
     out, err = bytearray(), bytearray()
-    deadline = time.monotonic() + timeout
+    deadline, exited = time.monotonic() + timeout, []
     while True:
         got = _drain(chan, out, err)
-        if _ended(chan):
+        if _ended(chan, exited):
             break
         if not got:
             _wait(chan, deadline)

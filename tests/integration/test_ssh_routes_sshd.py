@@ -349,6 +349,29 @@ def test_a_held_shell_runs_the_next_command_and_one_that_died_is_not_used(hosts)
     s.close()
 
 
+def test_output_after_the_exit_status_is_kept_and_a_process_left_holding_stdout_does_not_hang_the_run(hosts):
+    """sshd sends a command's exit status when its shell ends, and what a child still writes comes after it:
+    the run keeps that output (it ends at EOF, not at the exit status). A child left holding stdout (no EOF
+    for 30 s) ends the run _EOF_GRACE after the exit status, with what came before."""
+    import time
+
+    from swarm_registry import settings as S
+    from swarm_registry.commands import Command
+    from swarm_registry.remote import session as session_mod
+
+    settings = S.from_mapping(hosts.settings())
+    s = session_mod.Session(settings.hosts[hosts.hosts[0].name], settings)
+    late = s.run(Command(("sh", "-c", "echo early; (sleep 0.5; echo late >&2; echo done) & exit 4")))
+    assert (late.rc, late.stdout, late.stderr) == (4, "early\ndone\n", "late\n")
+    t0 = time.monotonic()
+    held = s.run(Command(("sh", "-c", "echo hi; exec sleep 31.5 & exit 0")))
+    took = time.monotonic() - t0
+    subprocess.run(["pkill", "-f", "sleep 31.5"], check=False)
+    assert (held.rc, held.stdout) == (0, "hi\n")
+    assert session_mod._EOF_GRACE <= took < session_mod._EOF_GRACE + 5
+    s.close()
+
+
 def _descends(pid: int, ancestor: int) -> bool:
     """`pid` is `ancestor` or one of its descendants (parent links in /proc)."""
     while pid > 1:
