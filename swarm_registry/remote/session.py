@@ -356,7 +356,7 @@ class Session:
             if chan.recv_stderr_ready():
                 buf += chan.recv_stderr(4096)
                 continue
-            if chan.exit_status_ready():
+            if chan.exit_status_ready() and (chan.eof_received or chan.closed):  # all of stderr is here (_ended)
                 return None
             if time.monotonic() > deadline:
                 chan.close()
