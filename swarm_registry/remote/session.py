@@ -356,7 +356,7 @@ class Session:
             if chan.recv_stderr_ready():
                 buf += chan.recv_stderr(4096)
                 continue
-            if chan.exit_status_ready() and (chan.eof_received or chan.closed):  # all of stderr is here (_ended)
+            if _whole(chan):
                 return None
             if time.monotonic() > deadline:
                 chan.close()
@@ -509,17 +509,21 @@ def _drain(chan: paramiko.Channel, out: bytearray, err: bytearray) -> bool:
 _EOF_GRACE = 2.0
 
 
+def _whole(chan: paramiko.Channel) -> bool:
+    """The command is over and all of its output has come: its exit status and EOF (or the channel closed;
+    paramiko's exit_status_ready() is true then too)."""
+    return chan.exit_status_ready() and (chan.eof_received or chan.closed)
+
+
 def _ended(chan: paramiko.Channel, exited: list[float]) -> bool:
-    """True once the command is over: its exit status and EOF came (or the channel closed) and nothing is
-    left to read, or _EOF_GRACE passed since its exit status. `exited` keeps when that was first seen."""
+    """True once the command is over: _whole() and nothing is left to read, or _EOF_GRACE passed since its
+    exit status. `exited` keeps when that was first seen."""
     if chan.recv_ready() or chan.recv_stderr_ready():
         return False
-    if chan.closed:
+    if _whole(chan):
         return True
     if not chan.exit_status_ready():
         return False
-    if chan.eof_received:
-        return True
     if not exited:
         exited.append(time.monotonic())
     return time.monotonic() - exited[0] > _EOF_GRACE
