@@ -236,6 +236,29 @@ class Setup:
                 problems.append(f"{h.name}: stray files in {d}: {extra}")
         return problems
 
+    def sessions_open(self) -> int:
+        """Session processes still alive under the hosts' sshd listeners (a run's sshd children not yet gone)."""
+        n = 0
+        for h in self.hs.hosts:
+            if h.proc is None:
+                continue
+            try:
+                n += len(Path(f"/proc/{h.proc.pid}/task/{h.proc.pid}/children").read_text().split())
+            except OSError:
+                pass
+        return n
+
+    def settle(self, timeout: float = 30.0) -> float:
+        """Wait until the last run's sshd sessions have all ended (their log lines written, their CPU spent),
+        so that no run is timed while the one before it is still tearing down. Returns the seconds waited."""
+        t0 = time.perf_counter()
+        while self.sessions_open():
+            if time.perf_counter() - t0 > timeout:
+                say(f"  warning: {self.sessions_open()} sshd sessions still open {timeout:.0f} s after the run")
+                break
+            time.sleep(0.01)
+        return time.perf_counter() - t0
+
     def log_offsets(self) -> list[int]:
         return [h.log.stat().st_size if h.log.exists() else 0 for h in self.hs.hosts]
 
@@ -338,6 +361,7 @@ def run_variant(setup: Setup, variant: str, case: str, tag: str, deadline: Deadl
     text = log.read_text(errors="replace")
     if variant == "ansible":
         setup.reset_control_dir()
+    settle = setup.settle()  # before the next run starts; also, every sshd child has written its log lines
     if rc != 0:
         tail = "\n".join(text.splitlines()[-15:])
         raise BenchError(f"{LABELS[variant]} ({tag}) exited {rc}; log {log}:\n{tail}")
@@ -349,9 +373,8 @@ def run_variant(setup: Setup, variant: str, case: str, tag: str, deadline: Deadl
         got = project_statuses(text)
         if got != {h.name: want for h in setup.hs.hosts}:
             raise BenchError(f"{LABELS[variant]} ({tag}): expected every host '{want}', got {got}; log {log}")
-    time.sleep(0.05)  # the last sshd children flush their log lines
     conns, cmds = setup.sessions_since(offsets)
-    return {"wall": wall, "cpu": cpu, "rss": rss, "conns": statistics.median(conns), "cmds": statistics.median(cmds),
+    return {"wall": wall, "cpu": cpu, "rss": rss, "settle": settle, "conns": statistics.median(conns), "cmds": statistics.median(cmds),
             "cmds_max": max(cmds), "recap_cmds": statistics.median(recap_commands(text, [h.name for h in setup.hs.hosts]).values())
             if variant in PROJECT else None}
 
@@ -910,6 +933,19 @@ def summarize(data: dict, n: int, case: str, variants: list[str]) -> dict:
     return out
 
 
+def settle_md(data: dict) -> str:
+    """The method's line on the wait between runs, with the waits this run saw."""
+    waits = [(r["settle"], n, case, v) for (n, case, v), runs in data.items() for r in runs if "settle" in r]
+    line = ("- **Between runs** the bench polls, every 10 ms, until every sshd session of the run before has ended "
+            "(no child left under any host's sshd listener), so that no run is timed while the one before it still "
+            "tears down; up to this run a fixed 50 ms pause stood there, unchecked.")
+    if waits:
+        w, n, case, v = max(waits)
+        line += (f" Waits in this run: median {statistics.median(x[0] for x in waits) * 1000:.0f} ms, longest "
+                 f"{w:.2f} s (after {LABELS[v]}, N={n}, {case}).")
+    return line
+
+
 def failures_md(failures: list, data: dict) -> list[str]:
     runs = {v: sum(len(r) for (n, c, vv), r in data.items() if vv == v) for v in PROJECT}
     if not failures:
@@ -1432,6 +1468,7 @@ def main() -> int:
         f"{args.rounds} counted rounds per (N, case) for N <= 16 and {args.big_rounds} for N > 16 (Ansible and "
         "pyinfra skip the warm-up above the smallest N: warmed there). Wall time is measured around the whole "
         "process (interpreter start, imports, connections, exit).",
+        settle_md(data),
         "- **Ratios** (x floor, x min. Fabric, Ansible / this): the ratio of the paired runs of the same round, "
         "then the median of those ratios (not a ratio of medians).",
         f"- **Floors**: `ssh -o BatchMode=yes -o UserKnownHostsFile=... -o StrictHostKeyChecking=yes -i KEY` per "
