@@ -415,11 +415,10 @@ def test_the_docker_fact_comes_from_the_engines_socket_and_from_docker_info_wher
             assert all(("facts='docker " in line) != from_socket for line in sent), (name, sent)
 
 
-def test_an_idle_connection_wakes_its_transport_thread_about_once_a_second_and_close_ends_it_at_once(hosts, monkeypatch):
+def test_an_idle_connection_wakes_its_transport_thread_about_once_a_second_and_close_does_not_wait_for_it(hosts, monkeypatch):
     """paramiko's transport thread reads with a timeout and checks its deadlines on each one: 0.1 s by default,
     10 wake-ups a second per idle connection (at N=128, 44 ms of the client's CPU a second). Ours: about one.
-    close() shuts the socket down, so the thread ends (and the connection with it) at once, not at its next
-    tick: shown with a 30 s tick, where paramiko's own close would leave the thread reading for up to 30 s."""
+    close() returns at once; the thread ends at its next tick."""
     import time
 
     from swarm_registry import settings as S
@@ -427,26 +426,22 @@ def test_an_idle_connection_wakes_its_transport_thread_about_once_a_second_and_c
     from swarm_registry.remote import session as session_mod
 
     settings = S.from_mapping(hosts.settings())
-    host = settings.hosts[hosts.hosts[0].name]
+    s = session_mod.Session(settings.hosts[hosts.hosts[0].name], settings)
+    assert s.run(Command(("echo", "ok"))).stdout == "ok\n"
+    transport = s._conn.client.get_transport()
     reads = []
     recv = session_mod._PromptAck.recv
 
     def counted(self, n):
-        reads.append(time.monotonic())
+        if self is transport.sock:  # this connection's (other tests' transports may still be winding down)
+            reads.append(time.monotonic())
         return recv(self, n)
 
-    s = session_mod.Session(host, settings)
-    assert s.run(Command(("true",))).rc == 0
     monkeypatch.setattr(session_mod._PromptAck, "recv", counted)
     time.sleep(3.0)  # idle: the only reads are the thread's timeouts
     assert 1 <= len(reads) <= 5, f"{len(reads)} reads in 3 s of idle"
-    s.close()
-
-    monkeypatch.setattr(session_mod._Transport, "_active_check_timeout", 30.0)
-    s = session_mod.Session(host, settings)
-    assert s.run(Command(("echo", "ok"))).stdout == "ok\n"  # the positive control: the connection works
-    transport = s._conn.client.get_transport()
     t0 = time.monotonic()
     s.close()
-    transport.join(5)
-    assert not transport.is_alive() and time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 0.5
+    transport.join(3)
+    assert not transport.is_alive()
