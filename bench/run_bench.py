@@ -938,7 +938,7 @@ def settle_md(data: dict) -> str:
     waits = [(r["settle"], n, case, v) for (n, case, v), runs in data.items() for r in runs if "settle" in r]
     line = ("- **Between runs** the bench polls, every 10 ms, until every sshd session of the run before has ended "
             "(no child left under any host's sshd listener), so that no run is timed while the one before it still "
-            "tears down; up to this run a fixed 50 ms pause stood there, unchecked.")
+            "tears down; up to 9794ee7 a fixed 50 ms pause stood there, unchecked.")
     if waits:
         w, n, case, v = max(waits)
         line += (f" Waits in this run: median {statistics.median(x[0] for x in waits) * 1000:.0f} ms, longest "
