@@ -104,6 +104,11 @@ def mode_of(check: bool, dry: bool) -> str:
 
 def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: str = RUN,
              sudo_password: str | None = None, after: Callable[[object], None] | None = None) -> int:
+    from .. import local_checks
+    from ..remote import dial
+
+    local_checks.ssh_files(settings)  # bad local files are bad input: no host is dialled then
+    dial.start(settings, hosts)  # sshd's side of each connection begins while paramiko is imported
     from ..remote.executor import Executor
 
     with Executor(settings, hosts, check=mode != RUN, out=out, sudo_password=sudo_password) as ex:

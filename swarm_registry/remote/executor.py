@@ -17,6 +17,7 @@ from .. import local_checks
 from ..results import CHANGED, FAILED, OK, SKIPPED, Report, Run, StepResult
 from ..settings import Settings
 from ..errors import HostError
+from . import dial
 from .hostkeys import KnownHosts
 from .session import Session
 
@@ -138,6 +139,7 @@ class Executor:
         self._pool.shutdown(wait=True, cancel_futures=True)
         for s in self.sessions.values():
             s.close()
+        dial.discard()  # hosts dialled early that the run never reached
 
     def __enter__(self) -> "Executor":
         return self

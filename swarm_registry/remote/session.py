@@ -24,7 +24,7 @@ from ..commands import SUDO_PROMPT, SUDO_READY, Command, as_run, held_next, hold
 from ..errors import HostError, Output, TlsOutcome
 from ..results import CommandRun
 from ..settings import Host, Settings
-from . import engine, forward, hostkeys, tls_check
+from . import dial, engine, forward, hostkeys, tls_check
 from .hostkeys import HostKeyError, changed_key_message
 from ..validators import parse_jump
 
@@ -223,6 +223,10 @@ class Session:
         conn = self._connection(self.host.address, user, port, gateway)
         where = self.route()
         try:
+            if gateway is None and not from_config:  # its TCP connection may be under way already (dial.py)
+                sock = dial.take(self.host.name, self.host.address, self.host.port, ssh.connect_timeout)
+                if sock is not None:
+                    conn.connect_kwargs["sock"] = sock
             conn.open()
         except HostKeyError as exc:
             raise HostError(str(exc)) from None

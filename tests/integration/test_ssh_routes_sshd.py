@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from devtools.sshd_hosts import SshdHosts
+from swarm_registry.errors import HostError
 from tests.conftest import require
 from tests.integration.clirun import run, statuses
 from tests.integration.sshdutil import installed
@@ -445,3 +446,133 @@ def test_an_idle_connection_wakes_its_transport_thread_about_once_a_second_and_c
     assert time.monotonic() - t0 < 0.5
     transport.join(3)
     assert not transport.is_alive()
+
+
+def test_a_run_dials_its_first_hosts_before_paramiko_is_imported_and_their_sessions_use_those_sockets(hosts):
+    """remote/dial.py: a fan-out begins the TCP connections of its first ssh.parallel hosts before it imports
+    paramiko, so sshd's own start-up for each (fork, re-exec, host keys: ~6 ms of its CPU) overlaps that
+    import. Each session then hands its socket to paramiko. Where the settings alone do not say where a host
+    is (a name to look up, a proxy jump, an ssh_config), nothing is dialled early; a socket never taken is
+    closed with the executor."""
+    import select
+
+    from swarm_registry import settings as S
+    from swarm_registry.commands import Command
+    from swarm_registry.remote import dial
+    from swarm_registry.remote.executor import Executor
+    from swarm_registry.remote.session import Session
+
+    names = [h.name for h in hosts.hosts]
+    settings = S.from_mapping(hosts.settings(ssh={"parallel": 2}))
+    assert dial.start(settings, names) == 2  # the first ssh.parallel hosts only
+    early = {key[0]: sock for key, (sock, _) in dial._PENDING.items()}
+    assert sorted(early) == names[:2]
+    # sshd accepted each and greets it with its version line before any session exists
+    for sock in early.values():
+        assert select.select([sock], [], [], 5)[0], "no greeting from sshd on an early connection"
+        assert sock.recv(4, socket.MSG_PEEK) == b"SSH-"
+    s = Session(settings.hosts[names[0]], settings)
+    assert s.run(Command(("echo", "early"))).stdout == "early\n"
+    assert s._conn.client.get_transport().sock._sock is early[names[0]]  # the very socket dialled early
+    s.close()
+    Executor(settings, names[:1]).close()  # the one never taken is closed with the executor
+    assert not dial._PENDING and early[names[1]].fileno() == -1
+
+    # nothing early where the settings alone do not say where the host is
+    named = hosts.settings()
+    named["hosts"][names[0]]["address"] = "localhost"
+    assert dial.start(S.from_mapping(named), names[:1]) == 0
+    jumped = S.from_mapping(hosts.settings(ssh={"proxy_jump": f"root@127.0.0.1:{hosts.hosts[0].port}"}))
+    assert dial.start(jumped, names) == 0
+    config = hosts.workdir / "ssh_config"
+    config.write_text("Host *\n  ServerAliveInterval 30\n")
+    assert dial.start(S.from_mapping(hosts.settings(ssh={"config_file": str(config)})), names) == 0
+    assert not dial._PENDING
+
+    # a host that refuses: the same error as a session that dials on its own
+    down = hosts.hosts[3]
+    down.stop()
+    plain = S.from_mapping(hosts.settings())
+    errors = []
+    for early_dial in (False, True):
+        if early_dial:
+            dial.start(plain, [down.name])
+        s = Session(plain.hosts[down.name], plain)
+        with pytest.raises(HostError) as exc:
+            s.connect()
+        errors.append(str(exc.value))
+        dial.discard()
+    assert errors[0] == errors[1] and "unreachable" in errors[0]
+
+
+def test_an_early_dial_that_gets_no_answer_times_out_as_a_session_would(hosts):
+    """A host whose TCP connect is never answered: the session fails after ssh.connect_timeout, counted from
+    the early dial, with the message of paramiko's own timeout (not twice the wait)."""
+    import time
+
+    from swarm_registry import settings as S
+    from swarm_registry.remote import dial
+    from swarm_registry.remote.session import Session
+
+    # a listener that never accepts, its queue full: Linux then drops further SYNs (no answer at all)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(0)
+    port = silent.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(("127.0.0.1", port))
+        fillers.append(f)
+    data = hosts.settings(ssh={"connect_timeout": 1})
+    name = hosts.hosts[0].name
+    data["hosts"][name]["port"] = port
+    settings = S.from_mapping(data)
+    try:
+        for early_dial in (True, False):  # the same outcome as paramiko's own connect (the control)
+            if early_dial:
+                assert dial.start(settings, [name]) == 1
+            t0 = time.monotonic()
+            with pytest.raises(HostError) as exc:
+                Session(settings.hosts[name], settings).connect()
+            took = time.monotonic() - t0
+            assert str(exc.value) == f"unreachable: root@127.0.0.1:{port} did not answer within 1s"
+            assert 0.5 < took < 1.5, (early_dial, took)
+    finally:
+        dial.discard()
+        for f in fillers:
+            f.close()
+        silent.close()
+
+
+WATCH_PARAMIKO = """
+import sys
+class Watch:  # notes how many hosts were dialled when paramiko is first looked for
+    def find_spec(self, name, path=None, target=None):
+        if name == "paramiko" and not hasattr(self, "seen"):
+            self.seen = True
+            dial = sys.modules.get("swarm_registry.remote.dial")
+            print("dialled before paramiko:", len(dial._PENDING) if dial else 0, file=sys.stderr)
+        return None
+sys.meta_path.insert(0, Watch())
+sys.argv = ["inv", "trust-cert"]
+from invoke.main import program
+program.run()
+"""
+
+
+def test_inv_trust_cert_dials_every_host_before_it_imports_paramiko(hosts, tmp_path):
+    """The product's path (`inv trust-cert` -> jobs.runner.run_plan): the hosts' TCP connections are under way
+    before paramiko is imported, and the run still changes every host."""
+    import sys
+
+    from tests.integration.clirun import ROOT, _env
+
+    config = hosts.settings_file()
+    assert run("inv", "certs", config=config).returncode == 0
+    r = subprocess.run([sys.executable, "-c", WATCH_PARAMIKO], cwd=ROOT, env=_env(config, None),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "dialled before paramiko: 4" in r.stderr
+    assert set(statuses(r.stdout, "trust-cert").values()) == {"changed"}
