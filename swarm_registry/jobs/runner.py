@@ -109,9 +109,14 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
 
     local_checks.ssh_files(settings)  # bad local files are bad input: no host is dialled then
     dial.start(settings, hosts)  # sshd's side of each connection begins while paramiko is imported
-    from ..remote.executor import Executor
+    try:
+        from ..remote.executor import Executor
 
-    with Executor(settings, hosts, check=mode != RUN, out=out, sudo_password=sudo_password) as ex:
+        executor = Executor(settings, hosts, check=mode != RUN, out=out, sudo_password=sudo_password)
+    except BaseException:
+        dial.discard()  # no executor to close them: close what was dialled
+        raise
+    with executor as ex:
         found: dict[str, Facts] = {}
 
         def read(session) -> tuple[str, str]:

@@ -576,3 +576,38 @@ def test_inv_trust_cert_dials_every_host_before_it_imports_paramiko(hosts, tmp_p
     assert r.returncode == 0, r.stdout + r.stderr
     assert "dialled before paramiko: 4" in r.stderr
     assert set(statuses(r.stdout, "trust-cert").values()) == {"changed"}
+
+
+def test_a_run_whose_executor_cannot_be_built_closes_what_it_dialled(hosts, monkeypatch):
+    """run_plan dials before it builds the executor; if building fails, the early sockets are closed then
+    (the executor's close would not run). Control: the same run with a working executor connects."""
+    from swarm_registry import settings as S
+    from swarm_registry.jobs import runner
+    from swarm_registry.remote import dial, executor as executor_mod
+    from swarm_registry.results import OK
+
+    settings = S.from_mapping(hosts.settings())
+    names = [h.name for h in hosts.hosts]
+    job = runner.Job("facts", lambda host: ("trust",), lambda host, f: (OK, "read"), lambda found, usable: [])
+    opened = []
+    start = dial.start
+
+    def noted(s, h):
+        begun = start(s, h)
+        opened.extend(sock for sock, _ in dial._PENDING.values())
+        return begun
+
+    monkeypatch.setattr(dial, "start", noted)
+    lines = []
+    assert runner.run_plan(settings, names, job, lines.append) == 0  # control: dials, connects, reads
+    assert len(opened) == len(names) and "RECAP" in "\n".join(lines) and not dial._PENDING
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("no executor")
+
+    monkeypatch.setattr(executor_mod.Executor, "__init__", broken)
+    opened.clear()
+    with pytest.raises(RuntimeError):
+        runner.run_plan(settings, names, job, lines.append)
+    assert len(opened) == len(names) and all(sock.fileno() == -1 for sock in opened)
+    assert not dial._PENDING
