@@ -114,7 +114,7 @@ def run_plan(settings: Settings, hosts: list[str], job: Job, out: Out, *, mode: 
 
         executor = Executor(settings, hosts, check=mode != RUN, out=out, sudo_password=sudo_password)
     except BaseException:
-        dial.discard()  # no executor to close them: close what was dialled
+        dial.discard(hosts)  # no executor to close them: close what was dialled
         raise
     with executor as ex:
         found: dict[str, Facts] = {}

@@ -12,7 +12,7 @@ HostName or Port, and parsing it needs paramiko), no proxy jump (the bastion's c
 address given as numbers (no name lookup here: a slow resolver would hold up the run; named hosts connect
 as usual). At most ssh.parallel hosts, the ones the executor connects first. No data is sent: a host
 whose socket is never taken (the run stopped before it) sees a connection closed before any greeting,
-as after a port check; `discard` closes those when the executor closes.
+as after a port check; `discard` closes those when their executor closes.
 """
 from __future__ import annotations
 
@@ -78,10 +78,12 @@ def take(name: str, address: str, port: int, timeout: float) -> socket.socket | 
     return sock
 
 
-def discard() -> None:
-    """Close every socket dialled and not taken (the run ended before those hosts connected)."""
+def discard(names) -> None:
+    """Close the sockets dialled for these hosts and not taken (the run ended before they connected);
+    another run's sockets stay (an executor closes what it owns: one for the registry's API alone has no
+    hosts)."""
     with _LOCK:
-        items = list(_PENDING.values())
-        _PENDING.clear()
+        keys = [key for key in _PENDING if key[0] in names]
+        items = [_PENDING.pop(key) for key in keys]
     for sock, _ in items:
         sock.close()

@@ -139,7 +139,7 @@ class Executor:
         self._pool.shutdown(wait=True, cancel_futures=True)
         for s in self.sessions.values():
             s.close()
-        dial.discard()  # hosts dialled early that the run never reached
+        dial.discard(self.sessions)  # its hosts dialled early that the run never reached
 
     def __enter__(self) -> "Executor":
         return self

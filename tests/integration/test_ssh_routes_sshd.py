@@ -475,7 +475,9 @@ def test_a_run_dials_its_first_hosts_before_paramiko_is_imported_and_their_sessi
     assert s.run(Command(("echo", "early"))).stdout == "early\n"
     assert s._conn.client.get_transport().sock._sock is early[names[0]]  # the very socket dialled early
     s.close()
-    Executor(settings, names[:1]).close()  # the one never taken is closed with the executor
+    Executor(settings, names[2:]).close()  # another executor's hosts: not its socket to close
+    assert early[names[1]].fileno() != -1 and len(dial._PENDING) == 1
+    Executor(settings, names[:2]).close()  # the one never taken is closed with its executor
     assert not dial._PENDING and early[names[1]].fileno() == -1
 
     # nothing early where the settings alone do not say where the host is
@@ -501,7 +503,7 @@ def test_a_run_dials_its_first_hosts_before_paramiko_is_imported_and_their_sessi
         with pytest.raises(HostError) as exc:
             s.connect()
         errors.append(str(exc.value))
-        dial.discard()
+        dial.discard([down.name])
     assert errors[0] == errors[1] and "unreachable" in errors[0]
 
 
@@ -540,7 +542,7 @@ def test_an_early_dial_that_gets_no_answer_times_out_as_a_session_would(hosts):
             assert str(exc.value) == f"unreachable: root@127.0.0.1:{port} did not answer within 1s"
             assert 0.5 < took < 1.5, (early_dial, took)
     finally:
-        dial.discard()
+        dial.discard([name])
         for f in fillers:
             f.close()
         silent.close()
