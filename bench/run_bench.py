@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from devtools.sshd_hosts import SshdHosts  # noqa: E402
+import yaml  # noqa: E402
 
 BENCH = ROOT / "bench"
 WORK = BENCH / ".work"
@@ -150,18 +151,20 @@ def ensure_venv(log) -> str | None:
 
 
 class Setup:
-    """Everything one N needs: the hosts, the project's settings file, Ansible's and pyinfra's inventories."""
+    """Everything one N needs: its hosts (the first N of the bench's sshd hosts), the project's settings file,
+    Ansible's and pyinfra's inventories."""
 
-    def __init__(self, hosts: SshdHosts, settings: Path, cert: Path, n: int):
-        self.hs, self.settings, self.cert, self.n = hosts, settings, cert, n
-        self.ports = [str(h.port) for h in hosts.hosts]
-        self.common = [str(hosts.known_hosts), str(hosts.client_key), str(cert), CERTS_DIR, *self.ports]
+    def __init__(self, hs: SshdHosts, n: int, settings: Path, cert: Path):
+        self.hs, self.settings, self.cert, self.n = hs, settings, cert, n
+        self.hosts = hs.hosts[:n]
+        self.ports = [str(h.port) for h in self.hosts]
+        self.common = [str(hs.known_hosts), str(hs.client_key), str(cert), CERTS_DIR, *self.ports]
         adir = WORK / f"tools-{n}"
         adir.mkdir(exist_ok=True)
         self.inventory = adir / "inventory.ini"
         self.inventory.write_text("[all]\n" + "".join(
             f"{h.name} ansible_host=127.0.0.1 ansible_port={h.port} ansible_user=root "
-            f"ansible_ssh_private_key_file={hosts.client_key}\n" for h in hosts.hosts))
+            f"ansible_ssh_private_key_file={hs.client_key}\n" for h in self.hosts))
         self.ansible_cfg = adir / "ansible.cfg"
         self.ansible_cfg.write_text(
             "[defaults]\n"
@@ -169,13 +172,13 @@ class Setup:
             f"local_tmp = {adir}/local-tmp\nremote_tmp = /tmp/.ansible-bench\nnocolor = True\n"
             "retry_files_enabled = False\n"
             "[ssh_connection]\npipelining = True\n"
-            f"ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile={hosts.known_hosts}\n")
+            f"ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile={hs.known_hosts}\n")
         self.control_dir = adir / "cp"
         self.pyinfra_inventory = adir / "pyinfra_inventory.py"
         self.pyinfra_inventory.write_text("hosts = [\n" + "".join(
             f"    ({h.name!r}, {{'ssh_hostname': '127.0.0.1', 'ssh_port': {h.port}, 'ssh_user': 'root', "
-            f"'ssh_key': {str(hosts.client_key)!r}, 'ssh_known_hosts_file': {str(hosts.known_hosts)!r}, "
-            f"'ssh_strict_host_key_checking': 'yes'}}),\n" for h in hosts.hosts) + "]\n")
+            f"'ssh_key': {str(hs.client_key)!r}, 'ssh_known_hosts_file': {str(hs.known_hosts)!r}, "
+            f"'ssh_strict_host_key_checking': 'yes'}}),\n" for h in self.hosts) + "]\n")
 
     def env(self) -> dict:
         env = {k: v for k, v in os.environ.items()
@@ -213,13 +216,13 @@ class Setup:
         self.control_dir.mkdir()
 
     def remove_targets(self) -> None:
-        for h in self.hs.hosts:
+        for h in self.hosts:
             shutil.rmtree(h.etc_docker / "certs.d", ignore_errors=True)
 
     def check_targets(self) -> list[str]:
         want = self.cert.read_bytes()
         problems = []
-        for h in self.hs.hosts:
+        for h in self.hosts:
             d = h.etc_docker / "certs.d" / ENDPOINT
             f = d / "ca.crt"
             if not f.is_file():
@@ -237,7 +240,8 @@ class Setup:
         return problems
 
     def sessions_open(self) -> int:
-        """Session processes still alive under the hosts' sshd listeners (a run's sshd children not yet gone)."""
+        """Session processes still alive under any sshd listener of the bench (a run's sshd children not yet
+        gone; every N's hosts, not only this one's)."""
         n = 0
         for h in self.hs.hosts:
             if h.proc is None:
@@ -260,12 +264,12 @@ class Setup:
         return time.perf_counter() - t0
 
     def log_offsets(self) -> list[int]:
-        return [h.log.stat().st_size if h.log.exists() else 0 for h in self.hs.hosts]
+        return [h.log.stat().st_size if h.log.exists() else 0 for h in self.hosts]
 
     def sessions_since(self, offsets: list[int]) -> tuple[list[int], list[int]]:
         """Per host, since `offsets`: authenticated connections and remote commands (sshd, LogLevel VERBOSE)."""
         conns, cmds = [], []
-        for h, off in zip(self.hs.hosts, offsets):
+        for h, off in zip(self.hosts, offsets):
             with open(h.log, "rb") as fh:
                 fh.seek(off)
                 text = fh.read().decode(errors="replace")
@@ -371,43 +375,56 @@ def run_variant(setup: Setup, variant: str, case: str, tag: str, deadline: Deadl
     if variant in PROJECT:
         want = "changed" if case == "first" else "ok"
         got = project_statuses(text)
-        if got != {h.name: want for h in setup.hs.hosts}:
+        if got != {h.name: want for h in setup.hosts}:
             raise BenchError(f"{LABELS[variant]} ({tag}): expected every host '{want}', got {got}; log {log}")
     conns, cmds = setup.sessions_since(offsets)
     return {"wall": wall, "cpu": cpu, "rss": rss, "settle": settle, "conns": statistics.median(conns), "cmds": statistics.median(cmds),
-            "cmds_max": max(cmds), "recap_cmds": statistics.median(recap_commands(text, [h.name for h in setup.hs.hosts]).values())
+            "cmds_max": max(cmds), "recap_cmds": statistics.median(recap_commands(text, [h.name for h in setup.hosts]).values())
             if variant in PROJECT else None}
 
 
 def fanout(args, sizes, variants, deadline: Deadline, data: dict, profile_out: dict, failures: list) -> None:
+    """Every N runs on the first N of one set of max(N) sshd hosts, and the sizes alternate within each round
+    (round r: N=8, then 16, 64, 128, each with every variant), as the variants alternate within an N: the
+    time per added host is then a paired difference (round r at the larger N minus round r at the smaller),
+    not a difference of two blocks minutes apart, on a machine whose speed drifts over minutes."""
     total = sum(len(CASES) * (args.warmup + rounds_for(args, n)) * len(variants) for n in sizes)
     done = 0
-    for n in sizes:
-        hostdir = WORK / f"hosts-{n}"
-        shutil.rmtree(hostdir, ignore_errors=True)
-        hs = SshdHosts(n, hostdir, home_skel=SKEL, sftp=True)  # distinct ports (devtools/sshd_hosts.free_ports)
-        try:
-            t0 = time.perf_counter()
-            hs.__enter__()
-            say(f"N={n}: {n} sshd hosts up in {time.perf_counter() - t0:.1f} s")
-            settings = hs.settings_file(
-                "settings.yaml", registry={"host": REGISTRY_HOST, "port": REGISTRY_PORT},
-                cert={"key_type": KEY_TYPE}, state_dir=str(WORK / "state"))
-            setup = Setup(hs, settings, WORK / "state" / "ca.crt", n)
-            r = subprocess.run([str(PROJECT_BIN / "inv"), "certs"], cwd=ROOT, env=setup.env(), capture_output=True,
-                               text=True, timeout=deadline.left(120))
-            if r.returncode != 0:
-                raise BenchError(f"`inv certs` failed:\n{r.stdout}{r.stderr}")
-            if n == min(sizes):
-                profile_out["ssh_true"] = ssh_true(hs, deadline, runs=5 if args.quick else 15)
-                profile_out["paramiko"] = paramiko_algorithms(hs)
-            for case in CASES:
-                if case == "rerun":  # in place before the first re-run (untimed)
-                    setup.remove_targets()
-                    run_variant(setup, "floor", "first", f"n{n}-prime", deadline)
-                rounds = rounds_for(args, n)
-                for rnd in range(args.warmup + rounds):
-                    counted = rnd >= args.warmup
+    hostdir = WORK / "hosts"
+    shutil.rmtree(hostdir, ignore_errors=True)
+    for old in WORK.glob("hosts-*"):  # the per-N host dirs of earlier bench versions
+        shutil.rmtree(old, ignore_errors=True)
+    hs = SshdHosts(max(sizes), hostdir, home_skel=SKEL, sftp=True)  # distinct ports (devtools/sshd_hosts.free_ports)
+    try:
+        t0 = time.perf_counter()
+        hs.__enter__()
+        say(f"{max(sizes)} sshd hosts up in {time.perf_counter() - t0:.1f} s; N={', '.join(map(str, sizes))} use the "
+            "first N of them")
+        whole = hs.settings(registry={"host": REGISTRY_HOST, "port": REGISTRY_PORT}, cert={"key_type": KEY_TYPE},
+                            state_dir=str(WORK / "state"))
+        setups = {}
+        for n in sorted(set(sizes) | {max(sizes)}):
+            doc = dict(whole, hosts=dict(list(whole["hosts"].items())[:n]), ssh=dict(whole["ssh"], parallel=n))
+            path = hostdir / f"settings-{n}.yaml"
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+            setups[n] = Setup(hs, n, path, WORK / "state" / "ca.crt")
+        every = setups[max(sizes)]
+        r = subprocess.run([str(PROJECT_BIN / "inv"), "certs"], cwd=ROOT, env=every.env(), capture_output=True,
+                           text=True, timeout=deadline.left(120))
+        if r.returncode != 0:
+            raise BenchError(f"`inv certs` failed:\n{r.stdout}{r.stderr}")
+        profile_out["ssh_true"] = ssh_true(hs, deadline, runs=5 if args.quick else 15)
+        profile_out["paramiko"] = paramiko_algorithms(hs)
+        for case in CASES:
+            if case == "rerun":  # in place on every host before the first re-run (untimed)
+                every.remove_targets()
+                run_variant(every, "floor", "first", "prime", deadline)
+            for rnd in range(args.warmup + max(rounds_for(args, n) for n in sizes)):
+                counted = rnd >= args.warmup
+                for n in sizes:
+                    if rnd >= args.warmup + rounds_for(args, n):
+                        continue
+                    setup = setups[n]
                     for v in variants:
                         if not counted and v in SLOW and n > min(sizes):
                             done += 1  # warmed up at the smallest N already
@@ -422,16 +439,17 @@ def fanout(args, sizes, variants, deadline: Deadline, data: dict, profile_out: d
                             f"{res['conns']:g} conn, {res['cmds']:g} cmd/host")
                         if counted:
                             data.setdefault((n, case, v), []).append(res)
-            if n == 8 or (n == min(sizes) and 8 not in sizes):
-                setup.remove_targets()
-                run_variant(setup, "floor", "first", f"n{n}-prime-profile", deadline)
-                profile_out.update(profile(setup, args, deadline))
-        finally:
+        n = 8 if 8 in sizes else min(sizes)
+        setups[n].remove_targets()
+        run_variant(setups[n], "floor", "first", f"n{n}-prime-profile", deadline)
+        profile_out.update(profile(setups[n], args, deadline))
+    finally:
+        for n in sizes:
             try:
                 close_masters(WORK / f"tools-{n}" / "cp")
             except Exception as exc:  # never let this keep the sshd hosts running
                 print(f"warning: closing Ansible's ssh masters: {exc}", file=sys.stderr)
-            hs.__exit__(None, None, None)
+        hs.__exit__(None, None, None)
 
 
 def run_with_retry(setup: Setup, v: str, case: str, tag: str, deadline: Deadline, failures: list) -> dict:
@@ -976,24 +994,26 @@ def fanout_table(stats, sizes, variants) -> list[str]:
     return rows
 
 
-def marginal(stats, sizes, v, case, key: str = "median") -> list[tuple[int, int, float]]:
-    """Seconds per added host between consecutive N (difference of medians / difference of N); key="cpu": the
-    machine's CPU seconds per added host instead of wall seconds."""
-    out = []
-    for a, b in zip(sizes, sizes[1:]):
-        out.append((a, b, (stats[(b, case)][v][key] - stats[(a, case)][v][key]) / (b - a)))
-    return out
+def step_values(data, a: int, b: int, v: str, case: str, key: str = "wall") -> list[float]:
+    """Per round, (the run at N=b minus the run at N=a of the same round) / (b - a): seconds (key="cpu": the
+    machine's CPU seconds) per added host. Round r of both N ran back to back in the same round (fanout), so
+    rounds pair by index; the larger N's fewer rounds are the first ones."""
+    return [(rb[key] - ra[key]) / (b - a) for ra, rb in zip(data[(a, case, v)], data[(b, case, v)])]
 
 
-def marginal_range(stats, sizes, v, case) -> list[tuple[float, float]]:
-    """The spread of each step of `marginal`, from the middle half of the runs: (first quartile at the larger N
-    - third quartile at the smaller) to (third - first), per added host. Quartiles, not min and max: the
-    extremes of 9 runs span more than those of 5, so a span from them would widen with every added round. The
-    8->16 step divides by 8 hosts where 16->64 divides by 48: its span is the widest."""
+def marginal(data, sizes, v, case, key: str = "wall") -> list[tuple[int, int, float]]:
+    """Per added host between consecutive N: the median of the paired per-round steps (step_values)."""
+    return [(a, b, statistics.median(step_values(data, a, b, v, case, key))) for a, b in zip(sizes, sizes[1:])]
+
+
+def marginal_range(data, sizes, v, case) -> list[tuple[float, float]]:
+    """The spread of each step of `marginal`: first and third quartiles of its per-round values (with 3
+    rounds a quartile is halfway between the median and the extreme)."""
     out = []
     for a, b in zip(sizes, sizes[1:]):
-        lo, hi = stats[(a, case)][v], stats[(b, case)][v]
-        out.append(((hi["q1"] - lo["q3"]) / (b - a), (hi["q3"] - lo["q1"]) / (b - a)))
+        xs = step_values(data, a, b, v, case)
+        q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else xs * 3
+        out.append((q1, q3))
     return out
 
 
@@ -1011,7 +1031,7 @@ def steps_table(sizes, variants, cells) -> list[str]:
 FLAT_TOLERANCE = 1.15
 
 
-def targets(stats, sizes, variants) -> tuple[list[str], list[tuple[str, str]]]:
+def targets(stats, data, sizes, variants) -> tuple[list[str], list[tuple[str, str]]]:
     lines = ["| target | variant | N | case | measured | verdict |", "|---|---|---:|---|---:|---|"]
     misses: list[tuple[str, str]] = []
 
@@ -1037,7 +1057,7 @@ def targets(stats, sizes, variants) -> tuple[list[str], list[tuple[str, str]]]:
                 add("peak RSS <= 96 MiB", v, 128, case, f"{s['rss_max']:.1f} MiB", s["rss_max"] <= 96)
         if len(sizes) >= 3:
             for case in CASES:
-                m = marginal(stats, sizes, v, case)
+                m = marginal(data, sizes, v, case)
                 rising = [(a, b, x, prev) for (a, b, x), (_, _, prev) in zip(m[1:], m) if x > prev * FLAT_TOLERANCE]
                 desc = ", ".join(f"{a}->{b}: {x * 1000:.0f}" for a, b, x in m) + " ms/host"
                 add("time per added host flat or falling", v, f"{sizes[0]}-{sizes[-1]}", case, desc, not rising)
@@ -1052,7 +1072,7 @@ def linfit(xs, ys) -> tuple[float, float]:
     return my - slope * mx, slope
 
 
-def analysis(stats, sizes, variants, prof, misses) -> tuple[list[str], list[str]]:
+def analysis(stats, data, sizes, variants, prof, misses) -> tuple[list[str], list[str]]:
     """Fixed cost vs. per-host cost of each tool, and why each missed target is missed, from the same data."""
     md = ["## Fixed cost and cost per host", "",
           "Least-squares line through the medians over N (wall = fixed + per host x N): the fixed part is start-up "
@@ -1112,7 +1132,7 @@ def analysis(stats, sizes, variants, prof, misses) -> tuple[list[str], list[str]
         why.append("- **peak RSS**: one Python process holds every connection (paramiko Transport, its thread "
                    "and buffers) at once.")
     if any(n.startswith("time per added host") for n in names):
-        ref = marginal(stats, sizes, "floor25519", "rerun")
+        ref = marginal(data, sizes, "floor25519", "rerun")
         why.append("- **time per added host**: above ~16 hosts on 2 cores every tool is CPU-bound (client and "
                    "sshd handshakes, N sshd processes and the other engineers' work share the same 2 cores), so the "
                    "per-host cost is set by CPU per handshake and by the load at that moment; the curve25519 floor's "
@@ -1120,18 +1140,18 @@ def analysis(stats, sizes, variants, prof, misses) -> tuple[list[str], list[str]
                        f"{a}->{b}: {x * 1000:.0f}" for a, b, x in ref) + " ms/host).")
         for v in (v for v in PROJECT if v in variants):
             for case in CASES:
-                m, span = marginal(stats, sizes, v, case), marginal_range(stats, sizes, v, case)
+                m, span = marginal(data, sizes, v, case), marginal_range(data, sizes, v, case)
                 for i in range(1, len(m)):
                     if m[i][2] > m[i - 1][2] * FLAT_TOLERANCE:
                         inside = span[i][0] <= span[i - 1][1] * FLAT_TOLERANCE
                         why.append(f"  - {LABELS[v]}, {case}, {m[i][0]}->{m[i][1]}: {m[i][2] * 1000:.0f} ms/host "
-                                   f"after {m[i - 1][2] * 1000:.0f}; the middle halves of the runs give "
+                                   f"after {m[i - 1][2] * 1000:.0f}; the middle halves of the rounds give "
                                    f"{span[i][0] * 1000:.0f} to {span[i][1] * 1000:.0f} after "
                                    f"{span[i - 1][0] * 1000:.0f} to {span[i - 1][1] * 1000:.0f}: " + (
                                        "the spreads overlap (with the tolerance), so this run does not tell the "
                                        "rise apart from its spread" if inside else "a rise beyond that spread"))
         cpu_steps = "; ".join(f"{LABELS[v]} {case} " + ", ".join(f"{x * 1000:.0f}" for _, _, x in marginal(
-            stats, sizes, v, case, "cpu")) for v in (*PROJECT, "floor25519") if v in variants for case in CASES)
+            data, sizes, v, case, "cpu")) for v in (*PROJECT, "floor25519") if v in variants for case in CASES)
         why.append("  - What each added host costs in CPU (the whole machine, table above), ms per step: " + cpu_steps
                    + ". The wall-clock step from the smallest N is lower wherever the cores had idle time at it.")
     return md, why
@@ -1413,9 +1433,9 @@ def main() -> int:
     stats = {(n, case): summarize(data, n, case, variants) for n in sizes for case in CASES}
     ver = versions()
     tbl = fanout_table(stats, sizes, variants)
-    tgt, misses = targets(stats, sizes, variants)
+    tgt, misses = targets(stats, data, sizes, variants)
     lab_lines, lab_targets, lab_why = lab_md(rec)
-    fit_md, why = analysis(stats, sizes, variants, prof, misses)
+    fit_md, why = analysis(stats, data, sizes, variants, prof, misses)
     chart_note = write_chart(stats, sizes, variants, rec, res_svg)
     elapsed = time.monotonic() - deadline.start
     load_end = loadavg()
@@ -1431,9 +1451,9 @@ def main() -> int:
 
     margin_rows = steps_table(sizes, variants, lambda v, case: (
         f"{x * 1000:.0f} ({lo * 1000:.0f} to {hi * 1000:.0f})" for (_, _, x), (lo, hi)
-        in zip(marginal(stats, sizes, v, case), marginal_range(stats, sizes, v, case))))
+        in zip(marginal(data, sizes, v, case), marginal_range(data, sizes, v, case))))
     cpu_rows = steps_table(sizes, variants, lambda v, case: (
-        f"{x * 1000:.0f}" for _, _, x in marginal(stats, sizes, v, case, "cpu")))
+        f"{x * 1000:.0f}" for _, _, x in marginal(data, sizes, v, case, "cpu")))
 
     cmd_line = " ".join(["make bench"] + ([f"BENCH_ARGS='{' '.join(sys.argv[1:])}'"] if sys.argv[1:] else []))
     md = [
@@ -1464,10 +1484,12 @@ def main() -> int:
         f"- Job: make `{CERTS_DIR}/ca.crt` (dir 0755, file 0644) hold the CA certificate. **first**: every host's "
         "certs.d removed before each timed run; **rerun**: already in place (this project, Ansible and pyinfra then "
         "change nothing; the floors and minimal Fabric always rewrite).",
-        f"- Variants alternate run by run ({', '.join(variants)}, repeat); {args.warmup} warm-up round, then "
-        f"{args.rounds} counted rounds per (N, case) for N <= 16 and {args.big_rounds} for N > 16 (Ansible and "
-        "pyinfra skip the warm-up above the smallest N: warmed there). Wall time is measured around the whole "
-        "process (interpreter start, imports, connections, exit).",
+        f"- One set of {max(sizes)} sshd hosts; N uses the first N of them. Variants alternate run by run "
+        f"({', '.join(variants)}, repeat), and within a round the sizes alternate too (N={', '.join(map(str, sizes))}, "
+        f"each with every variant); {args.warmup} warm-up round, then counted rounds per case: "
+        + ", ".join(f"N={n}: {rounds_for(args, n)}" for n in sizes) + " (an N with fewer runs is in the first "
+        "rounds; Ansible and pyinfra skip the warm-up above the smallest N: warmed there). Wall time is measured "
+        "around the whole process (interpreter start, imports, connections, exit).",
         settle_md(data),
         "- **Ratios** (x floor, x min. Fabric, Ansible / this): the ratio of the paired runs of the same round, "
         "then the median of those ratios (not a ratio of medians).",
@@ -1516,15 +1538,15 @@ def main() -> int:
         "",
         *tbl,
         "",
-        "Time per added host, ms (difference of medians between consecutive N, divided by the added hosts; in "
-        "brackets, the spread of the middle half of the runs: first quartile at the larger N minus third quartile "
-        "at the smaller, to third minus first; with 3 runs a quartile is halfway between the median and the "
-        "extreme):",
+        "Time per added host, ms: per round, the run at the larger N minus the same variant's run at the smaller "
+        "N of that round, divided by the added hosts; the median over the rounds both N ran, in brackets the first and third quartiles of those values (with 3 rounds a quartile is halfway "
+        "between the median and the extreme). Up to 1182e1a each N ran as its own block, minutes apart, and the "
+        "step was a difference of the two blocks' medians:",
         "",
         *margin_rows,
         "",
         "CPU per added host, ms: the same steps in the whole machine's busy CPU time during a run (/proc/stat "
-        "before and after it: the tool, every sshd and what they start; difference of medians, divided by the "
+        "before and after it: the tool, every sshd and what they start; paired by round as above, divided by the "
         "added hosts). Unlike wall time it does not fall where the 2 cores had idle time at the smaller N; it is "
         "not a target, it shows what a host costs:",
         "",
