@@ -58,10 +58,23 @@ class Run:
     commands: dict[str, int] = field(default_factory=dict)  # remote commands run per host
     planned: list[dict] | None = None  # --dry: {host, step, command} for every command it would send
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # kept by add(): every host's results, and its first error (has_failed runs for every host at every
+    # step: scanning all results there made a fan-out quadratic in its hosts)
+    _by_host: dict[str, list[StepResult]] = field(default_factory=dict, repr=False, compare=False)
+    _failed: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        given, self.results = self.results, []
+        for r in given:
+            self.add(r)
 
     def add(self, result: StepResult) -> StepResult:
+        """The one way a result joins the run (`results` is read, never appended to elsewhere)."""
         with self._lock:
             self.results.append(result)
+            self._by_host.setdefault(result.host, []).append(result)
+            if result.status == FAILED:
+                self._failed.setdefault(result.host, f"{result.step}: {result.message}")
         return result
 
     def count_command(self, host: str) -> None:
@@ -69,15 +82,15 @@ class Run:
             self.commands[host] = self.commands.get(host, 0) + 1
 
     def failed_hosts(self) -> dict[str, str]:
-        """host -> its first error."""
-        out: dict[str, str] = {}
-        for r in self.results:
-            if r.status == FAILED:
-                out.setdefault(r.host, f"{r.step}: {r.message}")
-        return out
+        """host -> its first error, in the order the hosts failed."""
+        return dict(self._failed)
 
     def has_failed(self, host: str) -> bool:
-        return any(r.host == host and r.status == FAILED for r in self.results)
+        return host in self._failed
+
+    def of(self, host: str) -> list[StepResult]:
+        """`host`'s results, in order."""
+        return self._by_host.get(host, [])
 
     def changed(self) -> int:
         return sum(r.status == CHANGED for r in self.results)
@@ -91,7 +104,7 @@ class Run:
                 + (f" {'commands':>9}" if stats else "")]
         failed = self.failed_hosts()
         for host in self.hosts:
-            mine = [r for r in self.results if r.host == host]
+            mine = self.of(host)
             count = lambda s: sum(r.status == s for r in mine)  # noqa: E731
             row = f"{host:<14} {count(OK):>4} {count(CHANGED):>8} {count(FAILED):>7} {count(SKIPPED):>8}"
             if stats:
@@ -102,15 +115,14 @@ class Run:
         return "\n".join(rows)
 
     def counts(self, host: str) -> dict[str, int]:
-        mine = [r.status for r in self.results if r.host == host]
+        mine = [r.status for r in self.of(host)]
         return {s: mine.count(s) for s in (OK, CHANGED, FAILED, SKIPPED)} | {"commands": self.commands.get(host, 0)}
 
     def to_json(self) -> dict:
         """Per host: every step (status, message, time, the commands it sent); the recap; the failures."""
-        hosts = list(self.hosts) + [r.host for r in self.results if r.host not in self.hosts]
-        hosts = list(dict.fromkeys(hosts))
+        hosts = list(dict.fromkeys([*self.hosts, *self._by_host]))
         doc = {"check": self.check,
-               "hosts": {h: {"steps": [r.to_json() for r in self.results if r.host == h]} for h in hosts},
+               "hosts": {h: {"steps": [r.to_json() for r in self.of(h)]} for h in hosts},
                "recap": {h: self.counts(h) for h in hosts},
                "failed": self.failed_hosts()}
         if self.planned is not None:
@@ -124,7 +136,8 @@ def merged(runs: list[Run], check: bool = False) -> Run:
         return runs[0]
     one = Run(hosts=list(dict.fromkeys(h for r in runs for h in r.hosts)), check=check or any(r.check for r in runs))
     for r in runs:
-        one.results += r.results
+        for result in r.results:
+            one.add(result)
         for host, n in r.commands.items():
             one.commands[host] = one.commands.get(host, 0) + n
         if r.planned is not None:

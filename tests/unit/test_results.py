@@ -51,3 +51,26 @@ def test_report_without_json_prints_lines_on_stdout_and_no_document():
     rep = Report("status", stdout=stdout.append, stderr=stderr.append)
     rep("line")
     assert rep.finish(0) == 0 and stdout == ["line"] and stderr == []
+
+
+def test_a_run_indexes_each_hosts_results_and_first_error_however_they_came():
+    """has_failed and the recap read a per-host index kept by add(): results given to the constructor and
+    results merged from other runs go through it too, so no failure is missed and the first error stays first."""
+    from swarm_registry.results import merged
+
+    first = Run(hosts=["a", "b"], results=[StepResult("a", "facts", OK, "read"),
+                                          StepResult("b", "facts", FAILED, "unreachable: b")])
+    second = Run(hosts=["a", "c"])
+    second.add(StepResult("a", "trust", FAILED, "exit 1"))
+    second.add(StepResult("c", "trust", CHANGED, "trust installed"))
+    second.add(StepResult("a", "verify", FAILED, "later error"))
+    assert first.has_failed("b") and not first.has_failed("a") and not first.has_failed("zz")
+    assert [r.step for r in second.of("a")] == ["trust", "verify"] and second.of("zz") == []
+    one = merged([first, second])
+    assert one.hosts == ["a", "b", "c"] and len(one.results) == 5
+    assert one.failed_hosts() == {"b": "facts: unreachable: b", "a": "trust: exit 1"}  # order of failing
+    assert one.has_failed("a") and one.has_failed("b") and not one.has_failed("c")
+    assert one.counts("a") == {"ok": 1, "changed": 0, "failed": 2, "skipped": 0, "commands": 0}
+    assert [ln.split()[:5] for ln in one.recap().splitlines()[2:5]] == [
+        ["a", "1", "0", "2", "0"], ["b", "0", "0", "1", "0"], ["c", "0", "1", "0", "0"]]
+    assert one.exit_code() != 0 and Run(hosts=["a"], results=[StepResult("a", "s", OK, "")]).exit_code() == 0
