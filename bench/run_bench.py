@@ -36,6 +36,7 @@ import inspect
 import json
 import os
 import re
+import resource
 import secrets as pysecrets
 import shutil
 import signal
@@ -329,20 +330,27 @@ def wall_clock(argv, timeout: float, **popen) -> tuple[float, int | None]:
     return time.perf_counter() - t0, (None if expired.is_set() else rc)
 
 
-def timed(argv, env, log: Path, deadline: Deadline, cap: float = 600.0, stdin=None) -> tuple[float, int, int]:
-    """Run argv under /usr/bin/time; returns (wall s, peak RSS KiB, exit status); output in `log`."""
+def timed(argv, env, log: Path, deadline: Deadline, cap: float = 600.0, stdin=None) -> tuple[float, int, int, float]:
+    """Run argv under /usr/bin/time; returns (wall s, peak RSS KiB, exit status, client CPU s); output in `log`.
+    Client CPU: user + system seconds of the process and of every child it waited for (floor.sh's ssh
+    processes, Ansible's forks; not an ssh ControlPersist master, which detaches), from this process's
+    children's rusage (microseconds; /usr/bin/time's %U/%S count in 10 ms ticks, and its own ~1 ms is in it,
+    the same at every N): the control machine's side of the run, where `machine_busy` also holds every sshd's."""
     rssfile = log.with_suffix(".rss")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log, "wb") as out:
         wall, rc = wall_clock([GNU_TIME, "-f", "%M", "-o", str(rssfile), *argv], deadline.left(cap), cwd=ROOT,
                               env=env, stdin=stdin if stdin is not None else subprocess.DEVNULL, stdout=out,
                               stderr=subprocess.STDOUT)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if rc is None:
         raise BenchError(f"{argv[0]} did not finish in time; log: {log}")
     try:
         rss = int(rssfile.read_text().split()[-1])
     except (OSError, ValueError, IndexError):
         rss = 0
-    return wall, rss, rc
+    return wall, rss, rc, client
 
 
 def machine_busy() -> float:
@@ -360,7 +368,7 @@ def run_variant(setup: Setup, variant: str, case: str, tag: str, deadline: Deadl
     log = logdir / f"{tag}.log"
     offsets = setup.log_offsets()
     busy0 = machine_busy()
-    wall, rss, rc = timed(argv, env, log, deadline)
+    wall, rss, rc, client = timed(argv, env, log, deadline)
     cpu = machine_busy() - busy0
     text = log.read_text(errors="replace")
     if variant == "ansible":
@@ -378,7 +386,7 @@ def run_variant(setup: Setup, variant: str, case: str, tag: str, deadline: Deadl
         if got != {h.name: want for h in setup.hosts}:
             raise BenchError(f"{LABELS[variant]} ({tag}): expected every host '{want}', got {got}; log {log}")
     conns, cmds = setup.sessions_since(offsets)
-    return {"wall": wall, "cpu": cpu, "rss": rss, "settle": settle, "conns": statistics.median(conns), "cmds": statistics.median(cmds),
+    return {"wall": wall, "cpu": cpu, "client": client, "rss": rss, "settle": settle, "conns": statistics.median(conns), "cmds": statistics.median(cmds),
             "cmds_max": max(cmds), "recap_cmds": statistics.median(recap_commands(text, [h.name for h in setup.hosts]).values())
             if variant in PROJECT else None}
 
@@ -388,7 +396,7 @@ def fanout(args, sizes, variants, deadline: Deadline, data: dict, profile_out: d
     (round r: N=8, then 16, 64, 128, each with every variant), as the variants alternate within an N: the
     time per added host is then a paired difference (round r at the larger N minus round r at the smaller),
     not a difference of two blocks minutes apart, on a machine whose speed drifts over minutes."""
-    total = sum(len(CASES) * (args.warmup + rounds_for(args, n)) * len(variants) for n in sizes)
+    total = sum(len(CASES) * (args.warmup + rounds_for(args, n, v)) for n in sizes for v in variants)
     done = 0
     hostdir = WORK / "hosts"
     shutil.rmtree(hostdir, ignore_errors=True)
@@ -422,10 +430,10 @@ def fanout(args, sizes, variants, deadline: Deadline, data: dict, profile_out: d
             for rnd in range(args.warmup + max(rounds_for(args, n) for n in sizes)):
                 counted = rnd >= args.warmup
                 for n in sizes:
-                    if rnd >= args.warmup + rounds_for(args, n):
-                        continue
                     setup = setups[n]
                     for v in variants:
+                        if rnd >= args.warmup + rounds_for(args, n, v):
+                            continue
                         if not counted and v in SLOW and n > min(sizes):
                             done += 1  # warmed up at the smallest N already
                             continue
@@ -476,10 +484,17 @@ def run_with_retry(setup: Setup, v: str, case: str, tag: str, deadline: Deadline
     raise AssertionError("unreachable")
 
 
-def rounds_for(args, n: int) -> int:
+def rounds_for(args, n: int, v: str | None = None) -> int:
+    """Counted rounds of variant `v` at N=n (v=None: of the others than Ansible and pyinfra, the most any
+    runs). Ansible and pyinfra run fewer: a round of them at N=128 takes two minutes, and what they are
+    measured for (a ratio to this project's runs of the same rounds) needs fewer than the time per added
+    host does, whose steps differ by a few ms/host per round."""
     if args.quick and n > 8:
         return 1
-    return args.rounds if n <= 16 else args.big_rounds
+    base = args.rounds if n <= 16 else args.big_rounds
+    if v in SLOW:
+        return min(base, args.slow_rounds if n <= 16 else args.slow_big_rounds)
+    return base
 
 
 def ssh_true(hs: SshdHosts, deadline: Deadline, runs: int = 15) -> dict:
@@ -712,7 +727,7 @@ def inv_setup_runs(lab_info: dict, password: str, reruns: int, tag: str, deadlin
         for attempt in range(3):
             log = WORK / "logs" / f"{tag}-inv-setup-{i}{f'-retry{attempt}' if attempt else ''}.log"
             cpu0 = node_cpu(pids)
-            wall, rss, rc = timed([str(PROJECT_BIN / "inv"), "setup"], env, log, deadline, cap=900)
+            wall, rss, rc, _ = timed([str(PROJECT_BIN / "inv"), "setup"], env, log, deadline, cap=900)
             cpu1 = node_cpu(pids)
             text = log.read_text(errors="replace")
             if rc == 0:
@@ -819,7 +834,7 @@ def ansible_runs(lab_info: dict, password: str, reruns: int, deadline: Deadline)
         env.update(ANSIBLE_CONFIG=str(ansible_cfg), ANSIBLE_HOME=str(WORK / "ansible-home"),
                    ANSIBLE_SSH_CONTROL_PATH_DIR=str(control), SSH_COUNT_LOG=str(count_log))
         log = WORK / "logs" / f"recipe-ansible-{i}.log"
-        wall, rss, rc = timed([str(VBIN / "ansible-playbook"), "-i", str(inventory), str(BENCH / "recipe-playbook.yml"),
+        wall, rss, rc, _ = timed([str(VBIN / "ansible-playbook"), "-i", str(inventory), str(BENCH / "recipe-playbook.yml"),
                                "-e", f"@{varsfile}"], env, log, deadline, cap=1500)
         close_masters(control)
         text = log.read_text(errors="replace")
@@ -852,7 +867,7 @@ def byhand_runs(lab_info: dict, password: str, reruns: int, deadline: Deadline) 
         env = dict(os.environ, REGISTRY_PASSWORD=password, LOGIN_USER=reg["login_user"], IMAGE=reg["image"],
                    SSH=str(BENCH / "ssh-count"), SSH_COUNT_LOG=str(count_log))
         log = WORK / "logs" / f"recipe-by-hand-{i}.log"
-        wall, rss, rc = timed(["bash", str(BENCH / "recipe-by-hand.sh"), str(bdir), cfg["ssh"]["known_hosts"],
+        wall, rss, rc, _ = timed(["bash", str(BENCH / "recipe-by-hand.sh"), str(bdir), cfg["ssh"]["known_hosts"],
                                cfg["ssh"]["identity_file"], reg["host"], str(reg["port"]), manager,
                                hosts[reg["node"]]["address"], reg["node"],
                                *[h["address"] for h in hosts.values()]], env, log, deadline, cap=1500)
@@ -945,7 +960,7 @@ def summarize(data: dict, n: int, case: str, variants: list[str]) -> dict:
         for ref in ("floor", "floor25519", "minfab", "ansible", "pyinfra"):
             if ref in variants:
                 ref_runs = data[(n, case, ref)]
-                s[f"vs_{ref}"] = statistics.median(w / ref_runs[i]["wall"] for i, w in enumerate(walls))
+                s[f"vs_{ref}"] = statistics.median(w / r["wall"] for w, r in zip(walls, ref_runs))  # by round
         out[v] = s
     return out
 
@@ -1131,12 +1146,15 @@ def analysis(stats, data, sizes, variants, prof, misses) -> tuple[list[str], lis
         why.append("- **peak RSS**: one Python process holds every connection (paramiko Transport, its thread "
                    "and buffers) at once.")
     if any(n.startswith("time per added host") for n in names):
-        ref = marginal(data, sizes, "floor25519", "rerun")
+        def ms(v, case, key="wall", spec=".0f"):
+            return ", ".join(f"{a}->{b}: {x * 1000:{spec}}" for a, b, x in marginal(data, sizes, v, case, key))
+
         why.append("- **time per added host**: above ~16 hosts on 2 cores every tool is CPU-bound (client and "
                    "sshd handshakes, N sshd processes and the other engineers' work share the same 2 cores), so the "
-                   "per-host cost is set by CPU per handshake and by the load at that moment; the curve25519 floor's "
-                   "own re-run cost per added host moves the same way (" + ", ".join(
-                       f"{a}->{b}: {x * 1000:.0f}" for a, b, x in ref) + " ms/host).")
+                   "wall-clock step is set by the CPU a host costs on both sides and by the load at that moment; "
+                   "from the smallest N it is lower wherever the cores had idle time there. Per missed step: the "
+                   "curve25519 floor's own step in the same case, and where the added host's CPU went (machine, "
+                   "then the tool's own: table above).")
         for v in (v for v in PROJECT if v in variants):
             for case in CASES:
                 m, span = marginal(data, sizes, v, case), marginal_range(data, sizes, v, case)
@@ -1148,11 +1166,10 @@ def analysis(stats, data, sizes, variants, prof, misses) -> tuple[list[str], lis
                                    f"{span[i][0] * 1000:.0f} to {span[i][1] * 1000:.0f} after "
                                    f"{span[i - 1][0] * 1000:.0f} to {span[i - 1][1] * 1000:.0f}: " + (
                                        "the spreads overlap (with the tolerance), so this run does not tell the "
-                                       "rise apart from its spread" if inside else "a rise beyond that spread"))
-        cpu_steps = "; ".join(f"{LABELS[v]} {case} " + ", ".join(f"{x * 1000:.0f}" for _, _, x in marginal(
-            data, sizes, v, case, "cpu")) for v in (*PROJECT, "floor25519") if v in variants for case in CASES)
-        why.append("  - What each added host costs in CPU (the whole machine, table above), ms per step: " + cpu_steps
-                   + ". The wall-clock step from the smallest N is lower wherever the cores had idle time at it.")
+                                       "rise apart from its spread" if inside else "a rise beyond that spread")
+                                   + f". Floor (curve25519, {case}): {ms('floor25519', case)} ms/host. CPU per added "
+                                   f"host, machine: {ms(v, case, 'cpu')}; the tool's own: "
+                                   f"{ms(v, case, 'client', '.1f')} ms.")
     return md, why
 
 
@@ -1358,8 +1375,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="N=8 (2 rounds) and 16 (1 round), no warm-up, no lab (under 3 minutes)")
     ap.add_argument("--recipe", action="store_true", help="also the lab part (named lab 'bench')")
     ap.add_argument("--sizes", help="host counts (default 8,16,64,128; quick 8,16)")
-    ap.add_argument("--rounds", type=int, help="counted rounds per (N, case) for N <= 16 (default 9; quick 2)")
-    ap.add_argument("--big-rounds", type=int, default=3, help="counted rounds for N > 16 (default 3)")
+    ap.add_argument("--rounds", type=int, help="counted rounds per (N, case) for N <= 16 (default 15; quick 2)")
+    ap.add_argument("--big-rounds", type=int, default=7, help="counted rounds for N > 16 (default 7)")
+    ap.add_argument("--slow-rounds", type=int, default=9, help="at most this many of them for Ansible and pyinfra "
+                    "at N <= 16 (default 9)")
+    ap.add_argument("--slow-big-rounds", type=int, default=3, help="... and at N > 16 (default 3)")
     ap.add_argument("--warmup", type=int, default=1, help="warm-up rounds per (N, case) (default 1)")
     ap.add_argument("--profile-runs", type=int, help="timeline runs (default 5; quick 2)")
     ap.add_argument("--lab-reruns", type=int, default=5, help="converged `inv setup` re-runs per lab size (default 5)")
@@ -1380,9 +1400,10 @@ def main() -> int:
         res_json, res_svg = res_md.with_suffix(".json"), res_md.with_suffix(".svg")
     res_md.parent.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in (args.sizes or ("8,16" if args.quick else "8,16,64,128")).split(",")]
-    # 9 at N <= 16: a run there lasts under a second for every tool but Ansible, and the 8->16 step of the time
-    # per added host divides a difference of two medians by 8 hosts (5 rounds left it spanning +-4 ms/host)
-    args.rounds = args.rounds or (2 if args.quick else 9)
+    # 15 at N <= 16: a run there lasts under a second for every tool but Ansible and pyinfra (which run 9), and
+    # the 8->16 step of the time per added host divides a paired difference by 8 hosts (with 9 rounds its middle
+    # half still spanned 10 to 25 ms/host in one run)
+    args.rounds = args.rounds or (2 if args.quick else 15)
     args.profile_runs = args.profile_runs or (1 if args.quick else 5)
     if args.quick:  # under 3 minutes: no warm-up, 2 rounds, 1 timeline run
         args.big_rounds = min(args.big_rounds, 2)
@@ -1452,7 +1473,8 @@ def main() -> int:
         f"{x * 1000:.0f} ({lo * 1000:.0f} to {hi * 1000:.0f})" for (_, _, x), (lo, hi)
         in zip(marginal(data, sizes, v, case), marginal_range(data, sizes, v, case))))
     cpu_rows = steps_table(sizes, variants, lambda v, case: (
-        f"{x * 1000:.0f}" for _, _, x in marginal(data, sizes, v, case, "cpu")))
+        f"{x * 1000:.0f} / {c * 1000:.1f}" for (_, _, x), (_, _, c)
+        in zip(marginal(data, sizes, v, case, "cpu"), marginal(data, sizes, v, case, "client"))))
 
     cmd_line = " ".join(["make bench"] + ([f"BENCH_ARGS='{' '.join(sys.argv[1:])}'"] if sys.argv[1:] else []))
     md = [
@@ -1486,8 +1508,10 @@ def main() -> int:
         f"- One set of {max(sizes)} sshd hosts; N uses the first N of them. Variants alternate run by run "
         f"({', '.join(variants)}, repeat), and within a round the sizes alternate too (N={', '.join(map(str, sizes))}, "
         f"each with every variant); {args.warmup} warm-up round, then counted rounds per case: "
-        + ", ".join(f"N={n}: {rounds_for(args, n)}" for n in sizes) + " (an N with fewer runs is in the first "
-        "rounds; Ansible and pyinfra skip the warm-up above the smallest N: warmed there). Wall time is measured "
+        + ", ".join(f"N={n}: {rounds_for(args, n)}" + (f" (Ansible and pyinfra {rounds_for(args, n, SLOW[0])})" if
+                    rounds_for(args, n, SLOW[0]) < rounds_for(args, n) else "") for n in sizes)
+        + " (an N or variant with fewer runs is in the first rounds, and its ratios pair with those rounds; Ansible "
+        "and pyinfra skip the warm-up above the smallest N: warmed there). Wall time is measured "
         "around the whole process (interpreter start, imports, connections, exit).",
         settle_md(data),
         "- **Ratios** (x floor, x min. Fabric, Ansible / this): the ratio of the paired runs of the same round, "
@@ -1545,10 +1569,12 @@ def main() -> int:
         "",
         *margin_rows,
         "",
-        "CPU per added host, ms: the same steps in the whole machine's busy CPU time during a run (/proc/stat "
-        "before and after it: the tool, every sshd and what they start; paired by round as above, divided by the "
-        "added hosts). Unlike wall time it does not fall where the 2 cores had idle time at the smaller N; it is "
-        "not a target, it shows what a host costs:",
+        "CPU per added host, ms, machine / client: the same steps in the whole machine's busy CPU time during a "
+        "run (/proc/stat before and after it: the tool, every sshd and what they start), then in the tool's own "
+        "CPU time (user + system of its process and the children it waited for, from /usr/bin/time: the control "
+        "machine's side alone); paired by round as above, divided by the added hosts. Unlike wall time neither "
+        "falls where the 2 cores had idle time at the smaller N, and the client's is not moved by what the sshd "
+        "side costs; not a target, it shows what a host costs and on which side:",
         "",
         *cpu_rows,
         "",
