@@ -1031,6 +1031,11 @@ def marginal_range(data, sizes, v, case) -> list[tuple[float, float]]:
     return out
 
 
+def steps_text(m: list[tuple[int, int, float]], spec: str = ".0f") -> str:
+    """`marginal`'s steps as "8->16: 15, 16->64: 17" (ms per added host)."""
+    return ", ".join(f"{a}->{b}: {x * 1000:{spec}}" for a, b, x in m)
+
+
 def steps_table(sizes, variants, cells) -> list[str]:
     """A markdown table with a row per variant and case and a column per step between consecutive N;
     `cells(variant, case)` gives that row's cells, one per step."""
@@ -1073,7 +1078,7 @@ def targets(stats, data, sizes, variants) -> tuple[list[str], list[tuple[str, st
             for case in CASES:
                 m = marginal(data, sizes, v, case)
                 rising = [(a, b, x, prev) for (a, b, x), (_, _, prev) in zip(m[1:], m) if x > prev * FLAT_TOLERANCE]
-                desc = ", ".join(f"{a}->{b}: {x * 1000:.0f}" for a, b, x in m) + " ms/host"
+                desc = steps_text(m) + " ms/host"
                 add("time per added host flat or falling", v, f"{sizes[0]}-{sizes[-1]}", case, desc, not rising)
     return lines, misses
 
@@ -1146,9 +1151,6 @@ def analysis(stats, data, sizes, variants, prof, misses) -> tuple[list[str], lis
         why.append("- **peak RSS**: one Python process holds every connection (paramiko Transport, its thread "
                    "and buffers) at once.")
     if any(n.startswith("time per added host") for n in names):
-        def ms(v, case, key="wall", spec=".0f"):
-            return ", ".join(f"{a}->{b}: {x * 1000:{spec}}" for a, b, x in marginal(data, sizes, v, case, key))
-
         why.append("- **time per added host**: above ~16 hosts on 2 cores every tool is CPU-bound (client and "
                    "sshd handshakes, N sshd processes and the other engineers' work share the same 2 cores), so the "
                    "wall-clock step is set by the CPU a host costs on both sides and by the load at that moment; "
@@ -1167,9 +1169,10 @@ def analysis(stats, data, sizes, variants, prof, misses) -> tuple[list[str], lis
                                    f"{span[i - 1][0] * 1000:.0f} to {span[i - 1][1] * 1000:.0f}: " + (
                                        "the spreads overlap (with the tolerance), so this run does not tell the "
                                        "rise apart from its spread" if inside else "a rise beyond that spread")
-                                   + f". Floor (curve25519, {case}): {ms('floor25519', case)} ms/host. CPU per added "
-                                   f"host, machine: {ms(v, case, 'cpu')}; the tool's own: "
-                                   f"{ms(v, case, 'client', '.1f')} ms.")
+                                   + f". Floor (curve25519, {case}): "
+                                   f"{steps_text(marginal(data, sizes, 'floor25519', case))} ms/host. CPU per added "
+                                   f"host, machine: {steps_text(marginal(data, sizes, v, case, 'cpu'))}; the tool's "
+                                   f"own: {steps_text(marginal(data, sizes, v, case, 'client'), '.1f')} ms.")
     return md, why
 
 
@@ -1571,8 +1574,8 @@ def main() -> int:
         "",
         "CPU per added host, ms, machine / client: the same steps in the whole machine's busy CPU time during a "
         "run (/proc/stat before and after it: the tool, every sshd and what they start), then in the tool's own "
-        "CPU time (user + system of its process and the children it waited for, from /usr/bin/time: the control "
-        "machine's side alone); paired by round as above, divided by the added hosts. Unlike wall time neither "
+        "CPU time (user + system of its process and the children it waited for, from the bench's rusage of its "
+        "children: the control machine's side alone); paired by round as above, divided by the added hosts. Unlike wall time neither "
         "falls where the 2 cores had idle time at the smaller N, and the client's is not moved by what the sshd "
         "side costs; not a target, it shows what a host costs and on which side:",
         "",
