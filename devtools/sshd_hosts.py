@@ -205,8 +205,12 @@ class SshdHosts:
                 subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
                                 str(h.dir / "ssh_host_ed25519_key")], check=True)
             self._write_config(h)
-        for h in self.hosts:
-            self._start(h)
+        try:
+            for h in self.hosts:
+                self._start(h)
+        except BaseException:  # interrupted or failed half-way: __exit__ will not run, so stop what started
+            self.__exit__()
+            raise
         self.write_known_hosts()
         return self
 

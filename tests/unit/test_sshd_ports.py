@@ -1,4 +1,4 @@
-"""The sshd test hosts' port allocator (devtools/sshd_hosts.py, issue 14): N hosts get N distinct ports.
+"""The sshd test hosts (devtools/sshd_hosts.py, issue 14): N hosts get N distinct ports; a start cut short stops them.
 
 Binding port 0 and letting it go host after host gave two hosts the same port at N >= 64 (the bench
 saw it); free_ports holds every socket until all are picked. Pure: loopback sockets only, no sshd."""
@@ -74,3 +74,24 @@ def test_sshd_exiting_at_start_is_reported_at_once():
     with pytest.raises(sshd_hosts.SshdExited, match="status 255"):
         sshd_hosts.wait_for_banner(free_ports(1)[0], timeout=10, proc=exited)
     assert time.monotonic() - t0 < 1
+
+
+def test_an_interrupted_start_stops_the_hosts_already_started(tmp_path, monkeypatch):
+    """A start interrupted half-way (Ctrl-C, a SIGTERM handler's exception, a host that will not start) leaves
+    no process behind: `with` does not call __exit__ when __enter__ raises, so __enter__ stops what it
+    started (stand-ins for sshd here, each in its own session as sshd is)."""
+    hosts = SshdHosts(3, tmp_path / "hosts")
+    started = []
+
+    def start(self):
+        if self is hosts.hosts[2]:
+            raise KeyboardInterrupt
+        self.proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        started.append(self.proc)
+
+    monkeypatch.setattr(SshdHost, "start", start)
+    with pytest.raises(KeyboardInterrupt):
+        with hosts:
+            pytest.fail("the body must not run")
+    assert len(started) == 2 and all(p.poll() is not None for p in started)
+    assert all(h.proc is None for h in hosts.hosts)
