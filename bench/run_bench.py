@@ -834,8 +834,9 @@ def ansible_runs(lab_info: dict, password: str, reruns: int, deadline: Deadline)
         env.update(ANSIBLE_CONFIG=str(ansible_cfg), ANSIBLE_HOME=str(WORK / "ansible-home"),
                    ANSIBLE_SSH_CONTROL_PATH_DIR=str(control), SSH_COUNT_LOG=str(count_log))
         log = WORK / "logs" / f"recipe-ansible-{i}.log"
-        wall, rss, rc, _ = timed([str(VBIN / "ansible-playbook"), "-i", str(inventory), str(BENCH / "recipe-playbook.yml"),
-                               "-e", f"@{varsfile}"], env, log, deadline, cap=1500)
+        wall, rss, rc, _ = timed([str(VBIN / "ansible-playbook"), "-i", str(inventory),
+                                  str(BENCH / "recipe-playbook.yml"), "-e", f"@{varsfile}"], env, log, deadline,
+                                 cap=1500)
         close_masters(control)
         text = log.read_text(errors="replace")
         if rc != 0:
@@ -868,9 +869,9 @@ def byhand_runs(lab_info: dict, password: str, reruns: int, deadline: Deadline) 
                    SSH=str(BENCH / "ssh-count"), SSH_COUNT_LOG=str(count_log))
         log = WORK / "logs" / f"recipe-by-hand-{i}.log"
         wall, rss, rc, _ = timed(["bash", str(BENCH / "recipe-by-hand.sh"), str(bdir), cfg["ssh"]["known_hosts"],
-                               cfg["ssh"]["identity_file"], reg["host"], str(reg["port"]), manager,
-                               hosts[reg["node"]]["address"], reg["node"],
-                               *[h["address"] for h in hosts.values()]], env, log, deadline, cap=1500)
+                                  cfg["ssh"]["identity_file"], reg["host"], str(reg["port"]), manager,
+                                  hosts[reg["node"]]["address"], reg["node"],
+                                  *[h["address"] for h in hosts.values()]], env, log, deadline, cap=1500)
         if rc != 0:
             raise BenchError(f"recipe-by-hand.sh exited {rc}; log {log}:\n" + log.read_text(errors="replace")[-2000:])
         cmds = count_ssh(count_log, cfg)
@@ -1575,9 +1576,9 @@ def main() -> int:
         "CPU per added host, ms, machine / client: the same steps in the whole machine's busy CPU time during a "
         "run (/proc/stat before and after it: the tool, every sshd and what they start), then in the tool's own "
         "CPU time (user + system of its process and the children it waited for, from the bench's rusage of its "
-        "children: the control machine's side alone); paired by round as above, divided by the added hosts. Unlike wall time neither "
-        "falls where the 2 cores had idle time at the smaller N, and the client's is not moved by what the sshd "
-        "side costs; not a target, it shows what a host costs and on which side:",
+        "children: the control machine's side alone); paired by round as above, divided by the added hosts. "
+        "Unlike wall time neither falls where the 2 cores had idle time at the smaller N, and the client's is not "
+        "moved by what the sshd side costs; not a target, it shows what a host costs and on which side:",
         "",
         *cpu_rows,
         "",
