@@ -52,6 +52,28 @@ _STREAMLOCAL = threading.local()  # the socket path of the channel this thread i
 _OPEN_STREAMLOCAL = bytes([paramiko.common.MSG_CHANNEL_OPEN]) + len(STREAMLOCAL).to_bytes(4, "big") + STREAMLOCAL.encode()
 
 
+class _Packetizer(paramiko.Packetizer):
+    """paramiko's packet layer, its handshake deadline kept as a time instead of a thread: paramiko starts a
+    `threading.Timer` for every connection's handshake (one more thread to create, schedule and wake once
+    cancelled, per host). The deadline is checked where paramiko checks it: before each read of the socket,
+    which the transport thread times out every `_active_check_timeout`."""
+
+    _handshake_deadline: float | None = None
+    _handshake_done = False
+
+    def start_handshake(self, timeout):
+        if self._handshake_deadline is None:
+            self._handshake_deadline = time.monotonic() + float(timeout)
+
+    def handshake_timed_out(self):
+        deadline = self._handshake_deadline
+        return deadline is not None and not self._handshake_done and time.monotonic() > deadline
+
+    def complete_handshake(self):
+        if self._handshake_deadline is not None:
+            self._handshake_done = True
+
+
 class _Transport(paramiko.Transport):
     """paramiko's transport, asking for AES-GCM first (OpenSSH has offered aes128-gcm@openssh.com since
     6.2): paramiko's default pick, aes128-ctr with hmac-sha2-256, MACs every packet in a separate pass.
@@ -81,7 +103,7 @@ class _Transport(paramiko.Transport):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if hasattr(socket, "TCP_QUICKACK"):
                 sock = _PromptAck(sock)
-        super().__init__(sock, *args, **kwargs)
+        super().__init__(sock, *args, packetizer_class=_Packetizer, **kwargs)
 
     def open_streamlocal(self, path: str, timeout: float) -> paramiko.Channel:
         """A channel to the unix socket `path` on the server, opened by its sshd as the login user

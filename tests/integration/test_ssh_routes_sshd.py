@@ -448,6 +448,64 @@ def test_an_idle_connection_wakes_its_transport_thread_about_once_a_second_and_c
     assert not transport.is_alive()
 
 
+def test_a_connection_starts_no_thread_for_its_handshake_deadline_and_the_deadline_still_holds(hosts, monkeypatch):
+    """remote.session._Packetizer: paramiko starts a threading.Timer for every connection's handshake deadline
+    (a second thread per host beside the transport's). Ours keeps it as a time, checked before each read: a
+    connection starts its transport's thread and nothing else, and a server that sends its version line and
+    then nothing is still given up after transport.handshake_timeout."""
+    import socket
+    import threading
+    import time
+
+    import paramiko
+
+    from swarm_registry import settings as S
+    from swarm_registry.commands import Command
+    from swarm_registry.remote import session as session_mod
+
+    started = []
+    start = threading.Thread.start
+
+    def counted(self):
+        started.append(type(self).__name__)
+        return start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
+    settings = S.from_mapping(hosts.settings())
+    s = session_mod.Session(settings.hosts[hosts.hosts[0].name], settings)
+    try:
+        assert s.run(Command(("echo", "ok"))).stdout == "ok\n"
+    finally:
+        s.close()
+    assert started == ["_Transport"], started
+
+    # a server that answers the TCP connection and its version line, then stays silent
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def greet():
+        conn, _ = server.accept()
+        held.append(conn)
+        conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 silent\r\n")
+
+    threading.Thread(target=greet, daemon=True).start()
+    sock = socket.create_connection(server.getsockname(), timeout=5)
+    transport = session_mod._Transport(sock)
+    transport.handshake_timeout = 1.5
+    t0 = time.monotonic()
+    try:
+        with pytest.raises((paramiko.SSHException, EOFError)):  # (paramiko returns quietly at its own timeout)
+            transport.start_client(timeout=20)
+        elapsed = time.monotonic() - t0
+        assert 1.4 < elapsed < 4.0, f"given up after {elapsed:.1f} s (handshake_timeout 1.5 s, a 1 s tick)"
+        assert not transport.is_active()
+    finally:
+        transport.close()
+        server.close()
+        for c in held:
+            c.close()
+
+
 def test_a_run_dials_its_first_hosts_before_paramiko_is_imported_and_their_sessions_use_those_sockets(hosts):
     """remote/dial.py: a fan-out begins the TCP connections of its first ssh.parallel hosts before it imports
     paramiko, so sshd's own start-up for each (fork, re-exec, host keys: ~6 ms of its CPU) overlaps that
