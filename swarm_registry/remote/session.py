@@ -171,9 +171,24 @@ class _PromptAck:
         return getattr(self._sock, name)
 
 
+class _Connection(Connection):
+    """Fabric's Connection, whose attributes are its own: setting one never writes into the config.
+
+    Fabric's Connection is an invoke DataProxy: `conn.name = value` writes into its config unless
+    `name` is found in `dir(conn)`, a sorted list built anew for every set (13 per connection). Fabric
+    sets one such key, `inline_ssh_env`, in every `__init__`, so connections sharing a config raced on
+    it ('gateway' and 'authentication' went missing on random hosts at N=128) and each needed a clone
+    of it. Here every set is an attribute of this connection: the run's config is only read, shared by
+    all its connections, and a connection costs neither a clone nor the `dir()` calls (the client's CPU
+    0.89-0.93x at 64 and 128 hosts, bench/HISTORY.md). Reads are Fabric's own: an attribute first, then the config."""
+
+    __setattr__ = object.__setattr__
+
+
 def _fabric_config(ssh_config: Path | None) -> Config:
     """Fabric's config: with ssh.config_file, that OpenSSH client config only (Fabric/paramiko parse it:
-    Host aliases, HostName, User, Port, IdentityFile, ProxyJump); without, no ssh_config at all."""
+    Host aliases, HostName, User, Port, IdentityFile, ProxyJump); without, no ssh_config at all. One per
+    ssh_config for the process, shared by every connection, which only reads it (`_Connection`)."""
     if ssh_config not in _CONFIGS:
         if ssh_config is None:
             _CONFIGS[None] = Config(overrides={"load_ssh_configs": False})
@@ -202,13 +217,11 @@ class Session:
     def _connection(self, address: str, user: str | None, port: int | None, gateway=None) -> Connection:
         ssh = self.settings.ssh
         keys = [str(ssh.identity_file)] if ssh.identity_file.is_file() or not ssh.agent else []
-        # each connection its own copy: the pool's threads build connections at once, and Fabric writes
-        # into the config it is given ('gateway', 'authentication' went missing on random hosts at N=128)
-        conn = Connection(address, user=user, port=port, config=_fabric_config(ssh.config_file).clone(),
-                          connect_timeout=ssh.connect_timeout, gateway=gateway,
-                          connect_kwargs={"key_filename": keys, "look_for_keys": False, "allow_agent": ssh.agent,
-                                          "banner_timeout": ssh.connect_timeout, "auth_timeout": ssh.connect_timeout,
-                                          "transport_factory": _Transport})
+        conn = _Connection(address, user=user, port=port, config=_fabric_config(ssh.config_file),
+                           connect_timeout=ssh.connect_timeout, gateway=gateway,
+                           connect_kwargs={"key_filename": keys, "look_for_keys": False, "allow_agent": ssh.agent,
+                                           "banner_timeout": ssh.connect_timeout, "auth_timeout": ssh.connect_timeout,
+                                           "transport_factory": _Transport})
         hop = conn
         # this host and every bastion before it (also from ssh_config); a `gateway` passed in was verified
         # when it was built

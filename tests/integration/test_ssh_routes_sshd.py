@@ -506,6 +506,51 @@ def test_a_connection_starts_no_thread_for_its_handshake_deadline_and_the_deadli
             c.close()
 
 
+def test_connections_share_the_runs_fabric_config_without_a_clone_and_never_write_into_it(hosts, monkeypatch):
+    """remote.session._Connection: every connection of a run reads one Fabric config (no clone per host), and
+    setting a connection's attributes (Fabric sets `inline_ssh_env`, a config key, in every __init__) leaves
+    that config untouched, so sessions built at once on many threads each reach their own host. With Fabric's
+    Connection and the shared config, the config is modified; with the clone of before, one clone per host."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import fabric
+
+    from swarm_registry import settings as S
+    from swarm_registry.commands import Command
+    from swarm_registry.remote import session as session_mod
+
+    clones = []
+    clone = fabric.Config.clone
+
+    def counted(self, *args, **kwargs):
+        clones.append(self)
+        return clone(self, *args, **kwargs)
+
+    monkeypatch.setattr(fabric.Config, "clone", counted)
+    settings = S.from_mapping(hosts.settings())
+    shared = session_mod._fabric_config(None)
+    sessions = [session_mod.Session(settings.hosts[h.name], settings) for h in hosts.hosts for _ in range(4)]
+
+    def where(s):  # the port the command's sshd listens on: the host this session reached
+        return s.run(Command(("sh", "-c", 'echo "${SSH_CONNECTION##* }"'))).stdout.strip()
+
+    try:
+        with ThreadPoolExecutor(len(sessions)) as pool:
+            reached = list(pool.map(where, sessions))
+        assert reached == [str(s.host.port) for s in sessions]  # 16 sessions at once, each on its own host
+        assert all(s._conn.config is shared for s in sessions)
+        assert all(s._conn.inline_ssh_env is True for s in sessions)  # Fabric's value, read back from the connection
+    finally:
+        for s in sessions:
+            s.close()
+    assert clones == []
+    assert dict(shared._modifications) == {}, shared._modifications
+    # control: Fabric's own Connection on that config writes into it (why each connection had its own clone)
+    probe = fabric.Config(overrides={"load_ssh_configs": False})
+    fabric.Connection("127.0.0.1", config=probe)
+    assert dict(probe._modifications) == {"inline_ssh_env": True}
+
+
 def test_a_run_dials_its_first_hosts_before_paramiko_is_imported_and_their_sessions_use_those_sockets(hosts):
     """remote/dial.py: a fan-out begins the TCP connections of its first ssh.parallel hosts before it imports
     paramiko, so sshd's own start-up for each (fork, re-exec, host keys: ~6 ms of its CPU) overlaps that
