@@ -9,12 +9,15 @@ naming the host and both fingerprints. A bastion's key is checked the same way.
 `KnownHosts` is one run's view of the file: parsed once, on the first connection, and shared by
 every session of the run (the executor makes one); a key recorded by accept-new goes to the file
 and into that view, so later connections of the run (other hosts behind the same bastion, a
-reconnect) see it instead of appending it again.
+reconnect) see it instead of appending it again. Each connection's client gets only the entries for
+the name paramiko looks its host up by: paramiko's lookup reads every entry it holds, twice per
+connection, which made a run's lookups grow with the square of its hosts.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import threading
 from pathlib import Path
 
@@ -80,11 +83,24 @@ def _append(known_hosts: Path, hostname: str, key: paramiko.PKey) -> None:
             fh.write(line.encode())
 
 
+def key_name(host: str, port: int | str) -> str:
+    """The name paramiko's SSHClient.connect looks a server's key up by: HOST on port 22, else [HOST]:PORT."""
+    return host if int(port) == 22 else f"[{host}]:{port}"
+
+
+def _named(entry: paramiko.hostkeys.HostKeyEntry, name: str) -> bool:
+    """Whether `entry` is for `name`: listed as it is, or hashed (|1|salt|hash), as paramiko matches."""
+    return any(h == name or h.startswith("|1|") and hmac.compare_digest(paramiko.HostKeys.hash_host(name, h), h)
+               for h in entry.hostnames)
+
+
 class KnownHosts:
     """One run's known_hosts, parsed once (on first use) and shared by the sessions of the run; thread-safe.
 
-    `install(client)` gives a paramiko client the known (unrevoked) keys and the verifying policy; a key
-    that accept-new records is appended to the file and added here, so every later `install` has it."""
+    `install(client, host, port)` gives a paramiko client the known (unrevoked) keys for that host and the
+    verifying policy; a key that accept-new records is appended to the file and added here, so every later
+    `install` has it. Plain names are indexed; hashed ones are matched per host (an HMAC each, as OpenSSH
+    and paramiko do)."""
 
     def __init__(self, path: Path, accept_new: bool):
         self.path = path
@@ -92,18 +108,38 @@ class KnownHosts:
         self._lock = threading.Lock()
         self._keys: paramiko.HostKeys | None = None
         self._revoked: set[tuple[str, str]] = set()
+        self._by_name: dict[str, list[tuple[int, paramiko.hostkeys.HostKeyEntry]]] = {}
+        self._hashed: list[tuple[int, paramiko.hostkeys.HostKeyEntry]] = []
+        self._count = 0
 
     def _loaded(self) -> paramiko.HostKeys:
-        """The parsed file (parsed here the first time); call with self._lock held."""
+        """The parsed file (parsed and indexed here the first time); call with self._lock held."""
         if self._keys is None:
             self._keys, self._revoked = load(self.path)
+            for entry in self._keys._entries:
+                self._index(entry)
         return self._keys
 
-    def install(self, client: paramiko.SSHClient) -> None:
+    def _index(self, entry: paramiko.hostkeys.HostKeyEntry) -> None:
+        self._count += 1  # entries keep the file's order (paramiko takes the first match's key type first)
+        names = dict.fromkeys(entry.hostnames)
+        if any(h.startswith("|1|") for h in names):
+            self._hashed.append((self._count, entry))
+        for h in names:
+            if not h.startswith("|1|"):
+                self._by_name.setdefault(h, []).append((self._count, entry))
+
+    def install(self, client: paramiko.SSHClient, host: str, port: int | str) -> None:
+        name = key_name(host, port)
         with self._lock:
-            entries = list(self._loaded()._entries)  # a snapshot: this client's list is its own
+            self._loaded()
+            found = dict(self._by_name.get(name, ()))
+            hashed = list(self._hashed)  # a snapshot: this client's list is its own
             revoked = self._revoked
-        client.get_host_keys()._entries.extend(entries)
+        for at, entry in hashed:
+            if at not in found and _named(entry, name):
+                found[at] = entry
+        client.get_host_keys()._entries.extend(found[at] for at in sorted(found))
         client.set_missing_host_key_policy(VerifyingPolicy(self.path, self.accept_new, revoked, store=self))
 
     def record(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
@@ -118,7 +154,9 @@ class KnownHosts:
                     raise paramiko.BadHostKeyException(hostname, key, current[0])
             else:
                 _append(self.path, hostname, key)
-                self._keys._entries.append(paramiko.hostkeys.HostKeyEntry([hostname], key))
+                entry = paramiko.hostkeys.HostKeyEntry([hostname], key)
+                self._keys._entries.append(entry)
+                self._index(entry)
         client.get_host_keys()._entries.append(paramiko.hostkeys.HostKeyEntry([hostname], key))
 
 

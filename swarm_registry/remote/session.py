@@ -231,7 +231,7 @@ class Session:
         return conn
 
     def _verify_keys(self, conn: Connection) -> None:
-        self.known_hosts.install(conn.client)  # parsed once per run, not per connection
+        self.known_hosts.install(conn.client, conn.host, conn.port)  # parsed once per run, not per connection
 
     @property
     def sudo(self) -> bool:
