@@ -2,7 +2,8 @@
 
 known_hosts is read as OpenSSH reads it: hashed names and `[host]:port` (paramiko's own
 parser), `@revoked` keys refused wherever they are offered, `@cert-authority` lines skipped
-(host certificates are not used here) rather than a crash. Unknown key: refused, unless
+(host certificates are not used here) rather than a crash, a hashed name without a valid salt
+skipped as OpenSSH skips it. Unknown key: refused, unless
 `accept_new_host_keys`, which records it (OpenSSH's accept-new). Changed key: always refused,
 naming the host and both fingerprints. A bastion's key is checked the same way.
 
@@ -58,7 +59,7 @@ def load(path: Path) -> tuple[paramiko.HostKeys, set[tuple[str, str]]]:
             entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
         except (paramiko.hostkeys.InvalidHostKey, ValueError):
             entry = None  # a line OpenSSH would also skip
-        if entry is None:
+        if entry is None or not _salts_decode(entry):
             continue
         if marker == "@revoked":
             revoked.add((entry.key.get_name(), entry.key.get_base64()))
@@ -68,6 +69,22 @@ def load(path: Path) -> tuple[paramiko.HostKeys, set[tuple[str, str]]]:
         if (entry.key.get_name(), entry.key.get_base64()) not in revoked:
             known._entries.append(entry)
     return known, revoked
+
+
+def _salts_decode(entry: paramiko.hostkeys.HostKeyEntry) -> bool:
+    """Whether every hashed name of `entry` (|1|SALT|HASH) has a SALT of 20 bytes in base64, as OpenSSH
+    requires: it skips a line without one. paramiko fails on such a line ("Incorrect padding", or an
+    assertion) whatever host it looks up, so one damaged line would have refused every host."""
+    for h in entry.hostnames:
+        if h.startswith("|1|"):
+            parts = h.split("|")
+            try:
+                salt = base64.b64decode(parts[2], validate=True) if len(parts) == 4 else b""
+            except ValueError:  # binascii.Error
+                salt = b""
+            if len(salt) != hashlib.sha1().digest_size:
+                return False
+    return True
 
 
 def _append(known_hosts: Path, hostname: str, key: paramiko.PKey) -> None:

@@ -169,3 +169,24 @@ def test_a_client_gets_only_its_hosts_entries_plain_or_hashed_in_the_files_order
     assert [e.key.get_name() for e in port22.get_host_keys()._entries] == ["ssh-ed25519"]  # "10.9.9.9" only
     assert hostkeys.key_name("::1", 22) == "::1" and hostkeys.key_name("::1", "2222") == "[::1]:2222"
     assert len(count_loads) == 1
+
+
+def test_a_hashed_name_without_a_valid_salt_is_skipped_as_openssh_skips_it(tmp_path):
+    """paramiko raises on such a line ("Incorrect padding") for whatever host it looks up; OpenSSH skips the
+    line. The other lines keep working, a good hashed line among them (the control)."""
+    good, good_key = new_key()
+    hashed = paramiko.HostKeys.hash_host("10.0.0.2")
+    path = tmp_path / "known_hosts"
+    bad = ["|1|not base64!|x", "|1|onlysalt", "|1|c2hvcnQ=|x"]  # not base64; no hash field; a 5-byte salt
+    path.write_text("".join(f"{name} {new_key()[0]}\n" for name in bad) + f"10.0.0.1 {good}\n{hashed} {good}\n")
+    for name in bad:  # what paramiko does with each, looking up any host
+        with pytest.raises((ValueError, AssertionError, IndexError)):
+            paramiko.HostKeys.hash_host("10.0.0.1", name)
+    known, _ = hostkeys.load(path)
+    assert len(known._entries) == 2 and known.lookup("10.0.0.1")["ssh-ed25519"] == good_key
+    store = KnownHosts(path, accept_new=False)
+    plain, by_hash = paramiko.SSHClient(), paramiko.SSHClient()
+    store.install(plain, "10.0.0.1", 22)
+    store.install(by_hash, "10.0.0.2", 22)
+    assert plain.get_host_keys().lookup("10.0.0.1")["ssh-ed25519"] == good_key
+    assert by_hash.get_host_keys().lookup("10.0.0.2")["ssh-ed25519"] == good_key
