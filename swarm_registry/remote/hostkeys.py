@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import threading
 from pathlib import Path
 
@@ -105,19 +104,13 @@ def key_name(host: str, port: int | str) -> str:
     return host if int(port) == 22 else f"[{host}]:{port}"
 
 
-def _named(entry: paramiko.hostkeys.HostKeyEntry, name: str) -> bool:
-    """Whether `entry` is for `name`: listed as it is, or hashed (|1|salt|hash), as paramiko matches."""
-    return any(h == name or h.startswith("|1|") and hmac.compare_digest(paramiko.HostKeys.hash_host(name, h), h)
-               for h in entry.hostnames)
-
-
 class KnownHosts:
     """One run's known_hosts, parsed once (on first use) and shared by the sessions of the run; thread-safe.
 
     `install(client, host, port)` gives a paramiko client the known (unrevoked) keys for that host and the
     verifying policy; a key that accept-new records is appended to the file and added here, so every later
-    `install` has it. Plain names are indexed; hashed ones are matched per host (an HMAC each, as OpenSSH
-    and paramiko do)."""
+    `install` has it. Plain names are indexed; hashed ones are matched per host by paramiko's own matching
+    (an HMAC each, as OpenSSH does)."""
 
     def __init__(self, path: Path, accept_new: bool):
         self.path = path
@@ -127,34 +120,34 @@ class KnownHosts:
         self._revoked: set[tuple[str, str]] = set()
         self._by_name: dict[str, list[tuple[int, paramiko.hostkeys.HostKeyEntry]]] = {}
         self._hashed: list[tuple[int, paramiko.hostkeys.HostKeyEntry]] = []
-        self._count = 0
 
     def _loaded(self) -> paramiko.HostKeys:
         """The parsed file (parsed and indexed here the first time); call with self._lock held."""
         if self._keys is None:
             self._keys, self._revoked = load(self.path)
-            for entry in self._keys._entries:
-                self._index(entry)
+            for at, entry in enumerate(self._keys._entries):
+                self._index(at, entry)
         return self._keys
 
-    def _index(self, entry: paramiko.hostkeys.HostKeyEntry) -> None:
-        self._count += 1  # entries keep the file's order (paramiko takes the first match's key type first)
+    def _index(self, at: int, entry: paramiko.hostkeys.HostKeyEntry) -> None:
+        """`entry`, at position `at` of the view: a client's entries keep that order (paramiko asks for the
+        first match's key type first)."""
         names = dict.fromkeys(entry.hostnames)
         if any(h.startswith("|1|") for h in names):
-            self._hashed.append((self._count, entry))
+            self._hashed.append((at, entry))
         for h in names:
             if not h.startswith("|1|"):
-                self._by_name.setdefault(h, []).append((self._count, entry))
+                self._by_name.setdefault(h, []).append((at, entry))
 
     def install(self, client: paramiko.SSHClient, host: str, port: int | str) -> None:
         name = key_name(host, port)
         with self._lock:
-            self._loaded()
+            keys = self._loaded()
             found = dict(self._by_name.get(name, ()))
             hashed = list(self._hashed)  # a snapshot: this client's list is its own
             revoked = self._revoked
         for at, entry in hashed:
-            if at not in found and _named(entry, name):
+            if at not in found and keys._hostname_matches(name, entry):  # paramiko's lookup rule
                 found[at] = entry
         client.get_host_keys()._entries.extend(found[at] for at in sorted(found))
         client.set_missing_host_key_policy(VerifyingPolicy(self.path, self.accept_new, revoked, store=self))
@@ -172,8 +165,8 @@ class KnownHosts:
             else:
                 _append(self.path, hostname, key)
                 entry = paramiko.hostkeys.HostKeyEntry([hostname], key)
+                self._index(len(self._keys._entries), entry)
                 self._keys._entries.append(entry)
-                self._index(entry)
         client.get_host_keys()._entries.append(paramiko.hostkeys.HostKeyEntry([hostname], key))
 
 
