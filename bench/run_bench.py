@@ -489,8 +489,10 @@ def rounds_for(args, n: int, v: str | None = None) -> int:
     """Counted rounds of variant `v` at N=n (v=None: of the others than Ansible and pyinfra, the most any
     runs). Above N=16 Ansible and pyinfra run fewer: a round of them at N=128 takes two minutes, and what they
     are measured for (a ratio to this project's runs of the same rounds) needs fewer than the time per added
-    host does, whose steps differ by a few ms/host per round. At N <= 16 they run every round (up to 776ecca:
-    9 of 15), so that the ratio's median and its interval come from as many pairs as the rounds give."""
+    host does, whose steps differ by a few ms/host per round. At N <= 16 they run the first 15 of the 31
+    rounds (up to 776ecca: 9 of 15; up to 7e47c5a every round of 15): 15 pairs give the ratio's median and its
+    interval, while the 8->16 step of the time per added host, a paired difference divided by 8 hosts, needs
+    the other tools' 31."""
     if args.quick and n > 8:
         return 1
     base = args.rounds if n <= 16 else args.big_rounds
@@ -1428,10 +1430,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="N=8 (2 rounds) and 16 (1 round), no warm-up, no lab (under 3 minutes)")
     ap.add_argument("--recipe", action="store_true", help="also the lab part (named lab 'bench')")
     ap.add_argument("--sizes", help="host counts (default 8,16,64,128; quick 8,16)")
-    ap.add_argument("--rounds", type=int, help="counted rounds per (N, case) for N <= 16 (default 15; quick 2)")
+    ap.add_argument("--rounds", type=int, help="counted rounds per (N, case) for N <= 16 (default 31; quick 2)")
     ap.add_argument("--big-rounds", type=int, default=7, help="counted rounds for N > 16 (default 7)")
     ap.add_argument("--slow-rounds", type=int, default=15, help="at most this many of them for Ansible and pyinfra "
-                    "at N <= 16 (default 15: every round)")
+                    "at N <= 16 (default 15: the first 15)")
     ap.add_argument("--slow-big-rounds", type=int, default=3, help="... and at N > 16 (default 3)")
     ap.add_argument("--warmup", type=int, default=1, help="warm-up rounds per (N, case) (default 1)")
     ap.add_argument("--profile-runs", type=int, help="timeline runs (default 5; quick 2)")
@@ -1453,10 +1455,12 @@ def main() -> int:
         res_json, res_svg = res_md.with_suffix(".json"), res_md.with_suffix(".svg")
     res_md.parent.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in (args.sizes or ("8,16" if args.quick else "8,16,64,128")).split(",")]
-    # 15 at N <= 16: a run there lasts under a second for every tool but Ansible and pyinfra (4-8 s), and
-    # the 8->16 step of the time per added host divides a paired difference by 8 hosts (with 9 rounds its middle
-    # half still spanned 10 to 25 ms/host in one run)
-    args.rounds = args.rounds or (2 if args.quick else 15)
+    # 31 at N <= 16: a run there lasts under a second for every tool but Ansible and pyinfra (4-8 s, which
+    # keep 15), and the 8->16 step of the time per added host divides a paired difference by 8 hosts (with 9
+    # rounds its middle half still spanned 10 to 25 ms/host in one run; with 15, 11 to 16 around a median of
+    # 12 that the next step, 14, was judged against: a median that moved by 1 ms/host between whole runs
+    # turned the verdict on that target)
+    args.rounds = args.rounds or (2 if args.quick else 31)
     args.profile_runs = args.profile_runs or (1 if args.quick else 5)
     if args.quick:  # under 3 minutes: no warm-up, 2 rounds, 1 timeline run
         args.big_rounds = min(args.big_rounds, 2)

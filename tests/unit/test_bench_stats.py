@@ -15,7 +15,7 @@ _SPEC.loader.exec_module(run_bench)
 
 
 @pytest.mark.parametrize("n, low, high, coverage", [
-    (15, 4, 12, 1 - 2 * sum(math.comb(15, i) for i in range(4)) / 2 ** 15),  # 96.5%: the bench's rounds at N <= 16
+    (15, 4, 12, 1 - 2 * sum(math.comb(15, i) for i in range(4)) / 2 ** 15),  # 96.5%: the Ansible pairs at N <= 16
     (9, 2, 8, 1 - 2 * sum(math.comb(9, i) for i in range(2)) / 2 ** 9),      # 96.1%: its rounds up to 776ecca
     (6, 1, 6, 1 - 2 / 2 ** 6),                                                # 96.9%: the extremes are the first 95%
     (5, 1, 5, 1 - 2 / 2 ** 5),                                                # 93.8%: fewer than 95% can give
