@@ -492,7 +492,9 @@ def rounds_for(args, n: int, v: str | None = None) -> int:
     host does, whose steps differ by a few ms/host per round. At N <= 16 they run the first 15 of the 31
     rounds (up to 776ecca: 9 of 15; up to 7e47c5a every round of 15): 15 pairs give the ratio's median and its
     interval, while the 8->16 step of the time per added host, a paired difference divided by 8 hosts, needs
-    the other tools' 31."""
+    the other tools' 31 (a run there lasts under a second; with 9 rounds that step's middle half spanned 10 to
+    25 ms/host in one run, with 15 it spanned 11 to 16 around a median of 12, and a 1 ms/host move of that
+    median between whole runs turned the verdict on the next step)."""
     if args.quick and n > 8:
         return 1
     base = args.rounds if n <= 16 else args.big_rounds
@@ -1455,11 +1457,7 @@ def main() -> int:
         res_json, res_svg = res_md.with_suffix(".json"), res_md.with_suffix(".svg")
     res_md.parent.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in (args.sizes or ("8,16" if args.quick else "8,16,64,128")).split(",")]
-    # 31 at N <= 16: a run there lasts under a second for every tool but Ansible and pyinfra (4-8 s, which
-    # keep 15), and the 8->16 step of the time per added host divides a paired difference by 8 hosts (with 9
-    # rounds its middle half still spanned 10 to 25 ms/host in one run; with 15, 11 to 16 around a median of
-    # 12 that the next step, 14, was judged against: a median that moved by 1 ms/host between whole runs
-    # turned the verdict on that target)
+    # 31 at N <= 16 (why, and why Ansible and pyinfra keep 15 of them: rounds_for)
     args.rounds = args.rounds or (2 if args.quick else 31)
     args.profile_runs = args.profile_runs or (1 if args.quick else 5)
     if args.quick:  # under 3 minutes: no warm-up, 2 rounds, 1 timeline run
